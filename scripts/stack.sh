@@ -1,0 +1,630 @@
+#!/usr/bin/env bash
+# Local test stack for cht-fhir-mediator: real peers, no Docker.
+#
+#   scripts/stack.sh install          install the peers into the cache (idempotent)
+#   scripts/stack.sh up               start the stack (installs first if needed)
+#   scripts/stack.sh down             stop the stack
+#   scripts/stack.sh status           show which services are up (exit 3 if not all)
+#   scripts/stack.sh env              print the env file of the running stack
+#   scripts/stack.sh openhim-config [--api-port N] [--router-http-port N]
+#                    [--router-https-port N] [--db NAME] [--mongo-port N]
+#                                     print an OpenHIM core config (JSON)
+#   scripts/stack.sh api METHOD PATH [JSON]
+#                                     call the running core's API (token auth,
+#                                     root@openhim.org), e.g. api GET /mediators
+#
+# Services (started in this order, each in its own process group):
+#   congo    CongoDB: the in-memory MongoDB-wire server of @push.rocks/smartmongo
+#   openhim  openhim-core 4.0.5 (API on HTTPS with a cert from a local test CA)
+#
+# Settings (environment):
+#   CHT_FHIR_MEDIATOR_CACHE   install cache   (default ${XDG_CACHE_HOME:-$HOME/.cache}/cht-fhir-mediator)
+#   STACK_RUN_DIR             pids/logs/tls/env (default ${TMPDIR:-/tmp}/cht-fhir-mediator-stack)
+#   CONGO_PORT=27017  OPENHIM_API_PORT=8080  OPENHIM_ROUTER_HTTP_PORT=5001
+#   OPENHIM_ROUTER_HTTPS_PORT=5000  OPENHIM_DB=openhim  STACK_START_TIMEOUT=60 (seconds)
+#
+# Everything listens on 127.0.0.1 only. The OpenHIM core also uses the ports
+# API+1..API+6 (see scripts/stack/openhim-config.mjs).
+#
+# To add a service (e.g. a FHIR server): write start_<name> and check_<name>
+# and add <name> to SERVICES; if it needs an install, also write
+# install_<name> and <name>_installed and add it to INSTALLED_SERVICES.
+
+set -euo pipefail
+
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+STACK_SCRIPT="$SCRIPT_DIR/$(basename -- "${BASH_SOURCE[0]}")"
+SUPPORT_DIR="$SCRIPT_DIR/stack"
+
+OPENHIM_VERSION=4.0.5
+SMARTMONGO_VERSION=2.2.0
+# sha256 of the registry tarball of @push.rocks/smartmongo@2.2.0 (npm pack).
+SMARTMONGO_TGZ_SHA256=1f9915eb73859a62183e589a699f58b9fd006c972deb5ce6f61fa945defbc22e
+# Bump when an install_* function changes what it does to its directory, so
+# caches made by the old steps are redone.
+INSTALL_REVISION=1
+
+# Start order; stopped in reverse.
+SERVICES=(congo openhim)
+
+abs_path() {
+  case $1 in
+    /*) printf '%s\n' "$1" ;;
+    *) printf '%s\n' "$PWD/$1" ;;
+  esac
+}
+
+CACHE=$(abs_path "${CHT_FHIR_MEDIATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cht-fhir-mediator}")
+RUN_DIR=$(abs_path "${STACK_RUN_DIR:-${TMPDIR:-/tmp}/cht-fhir-mediator-stack}")
+
+CONGO_PORT=${CONGO_PORT:-27017}
+OPENHIM_API_PORT=${OPENHIM_API_PORT:-8080}
+OPENHIM_ROUTER_HTTP_PORT=${OPENHIM_ROUTER_HTTP_PORT:-5001}
+OPENHIM_ROUTER_HTTPS_PORT=${OPENHIM_ROUTER_HTTPS_PORT:-5000}
+OPENHIM_DB=${OPENHIM_DB:-openhim}
+STACK_START_TIMEOUT=${STACK_START_TIMEOUT:-60}
+
+BIND_HOST=127.0.0.1
+
+OPENHIM_INSTALL_DIR="$CACHE/openhim-core-$OPENHIM_VERSION"
+OPENHIM_CORE_DIR="$OPENHIM_INSTALL_DIR/node_modules/openhim-core"
+SMARTMONGO_INSTALL_DIR="$CACHE/smartmongo-$SMARTMONGO_VERSION"
+SMARTMONGO_PKG_DIR="$SMARTMONGO_INSTALL_DIR/package"
+
+TLS_DIR="$RUN_DIR/tls"
+ENV_FILE="$RUN_DIR/env"
+OPENHIM_CONF="$RUN_DIR/openhim/config.json"
+
+TLS_REGENERATED=0
+
+# ---------------------------------------------------------------- helpers
+
+log() { printf 'stack: %s\n' "$*" >&2; }
+die() {
+  printf 'stack: error: %s\n' "$*" >&2
+  exit 1
+}
+
+require_cmds() {
+  local cmd missing=()
+  for cmd in "$@"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+  done
+  ((${#missing[@]} == 0)) || die "missing commands: ${missing[*]}"
+}
+
+check_port_number() { # name value
+  if ! [[ $2 =~ ^[0-9]{1,5}$ ]] || (($2 < 1 || $2 > 65535)); then
+    die "$1 must be a port number, got '$2'"
+  fi
+}
+
+# npm, quiet and without the audit/fund/update-notifier network round trips.
+npm_quiet() {
+  npm --no-audit --no-fund --no-update-notifier --loglevel=error "$@"
+}
+
+# Hash of the given files: written to an install's marker, so a changed
+# package-lock.json (or pin) re-installs.
+files_stamp() {
+  cat -- "$@" | sha256sum | cut -d' ' -f1
+}
+
+# An install dir counts as installed only when its marker (written last, after
+# every step succeeded) holds the expected stamp. Anything else is redone.
+install_done() { # dir stamp
+  [[ -f $1/.stack-installed ]] && [[ $(<"$1/.stack-installed") == "$2" ]]
+}
+
+# Serialise concurrent runs (two CI jobs, two terminals). The lock fds 8 and 9
+# are closed in every started service (see launch), otherwise a long-running
+# child would hold the lock for ever.
+lock_cache() {
+  mkdir -p "$CACHE"
+  exec 8>"$CACHE/.install.lock"
+  flock 8
+}
+
+lock_run_dir() {
+  mkdir -p "$RUN_DIR/pids" "$RUN_DIR/logs"
+  exec 9>"$RUN_DIR/.lock"
+  flock 9
+}
+
+tcp_open() { # host port
+  # bash's /dev/tcp: no nc/ss needed. The subshell closes the socket.
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+port_free_or_die() { # what port
+  if tcp_open "$BIND_HOST" "$2"; then
+    die "$1: port $2 on $BIND_HOST is already in use by another program (not started by this script); free it or choose another port"
+  fi
+}
+
+# ---------------------------------------------------------------- processes
+#
+# Each service runs in its own process group (setsid), with the group id equal
+# to the PID recorded in $RUN_DIR/pids/<name>.pid, so stopping a service kills
+# the whole group (the OpenHIM master renames itself "Core" and forks a worker).
+# $RUN_DIR/pids/<name>.start holds the leader's start time (from /proc) so a
+# PID reused by an unrelated process after a crash or reboot is not mistaken
+# for the service.
+
+pid_file() { printf '%s/pids/%s.pid\n' "$RUN_DIR" "$1"; }
+start_file() { printf '%s/pids/%s.start\n' "$RUN_DIR" "$1"; }
+log_file() { printf '%s/logs/%s.log\n' "$RUN_DIR" "$1"; }
+
+proc_start_time() { # pid -> start time in clock ticks since boot (field 22 of /proc/PID/stat)
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  # The command name (field 2) may contain spaces: cut after its closing ')'.
+  stat=${stat##*) }
+  # shellcheck disable=SC2086 # deliberate word splitting
+  set -- $stat
+  printf '%s\n' "${20}"
+}
+
+service_pid() { # name -> recorded pid
+  local f pid
+  f=$(pid_file "$1")
+  [[ -s $f ]] || return 1
+  pid=$(<"$f")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  printf '%s\n' "$pid"
+}
+
+# True when the recorded leader process is alive and is the one we started.
+service_running() { # name
+  local pid start
+  pid=$(service_pid "$1") || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  start=$(proc_start_time "$pid") || return 1
+  [[ -f $(start_file "$1") && $(<"$(start_file "$1")") == "$start" ]]
+}
+
+# Start "$@" in directory $2 as service $1, in a new process group.
+launch() { # name cwd cmd...
+  local name=$1 cwd=$2 pid logf
+  shift 2
+  logf=$(log_file "$name")
+  : >"$logf"
+  # In a non-interactive script a background child is never a process group
+  # leader, so setsid(1) calls setsid() in place (no extra fork) and $! is the
+  # service's own PID, which becomes its session and process group id.
+  (
+    cd -- "$cwd"
+    exec setsid "$@" </dev/null >>"$logf" 2>&1 8>&- 9>&-
+  ) &
+  pid=$!
+  printf '%s\n' "$pid" >"$(pid_file "$name")"
+  # /proc/PID/stat exists from fork on; the start time does not change on exec.
+  proc_start_time "$pid" >"$(start_file "$name")" || true
+  log "$name: started, pid $pid, log $logf"
+}
+
+stop_service() { # name
+  local name=$1 pid i
+  if pid=$(service_pid "$name"); then
+    if kill -0 "$pid" 2>/dev/null && ! service_running "$name"; then
+      # The PID now belongs to some other process: not ours to kill.
+      log "$name: stale pid file (pid $pid is another process), removing it"
+    elif kill -0 -- "-$pid" 2>/dev/null; then
+      # Leader alive, or leader gone but members of its group left (a PID is
+      # never reused while it is still a process group id, so they are ours).
+      log "$name: stopping process group $pid"
+      kill -TERM -- "-$pid" 2>/dev/null || true
+      for ((i = 0; i < 50; i++)); do
+        kill -0 -- "-$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      if kill -0 -- "-$pid" 2>/dev/null; then
+        log "$name: still running after 5 s, sending KILL"
+        kill -KILL -- "-$pid" 2>/dev/null || true
+        for ((i = 0; i < 20; i++)); do
+          kill -0 -- "-$pid" 2>/dev/null || break
+          sleep 0.1
+        done
+      fi
+    fi
+  fi
+  rm -f -- "$(pid_file "$name")" "$(start_file "$name")"
+}
+
+fail_service() { # name message
+  local logf
+  logf=$(log_file "$1")
+  printf 'stack: error: %s: %s\n' "$1" "$2" >&2
+  if [[ -s $logf ]]; then
+    printf 'stack: last lines of %s:\n' "$logf" >&2
+    tail -n 40 -- "$logf" | sed 's/^/    /' >&2
+  else
+    printf 'stack: its log %s is empty\n' "$logf" >&2
+  fi
+  stop_service "$1"
+  log "services already started are left running; '$STACK_SCRIPT down' stops them"
+  exit 1
+}
+
+# Poll "$@" every 0.5 s until it succeeds; fail (with the log's tail) when the
+# service dies or after STACK_START_TIMEOUT seconds.
+wait_until() { # name what cmd...
+  local name=$1 what=$2 deadline
+  shift 2
+  deadline=$((SECONDS + STACK_START_TIMEOUT))
+  while ! "$@"; do
+    service_running "$name" || fail_service "$name" "exited before $what"
+    ((SECONDS < deadline)) || fail_service "$name" "$what not reached within ${STACK_START_TIMEOUT} s"
+    sleep 0.5
+  done
+}
+
+# ---------------------------------------------------------------- TLS
+#
+# rustls/webpki (used by the mediator) rejects a certificate without
+# subjectAltName and a CA certificate used as a server certificate, so: a small
+# CA (CA:TRUE) and a server certificate it signs (CA:FALSE, serverAuth, SAN
+# localhost + 127.0.0.1). Kept across runs while valid.
+
+tls_valid() {
+  [[ -s $TLS_DIR/ca.pem && -s $TLS_DIR/server-cert.pem && -s $TLS_DIR/server-key.pem ]] &&
+    openssl x509 -noout -checkend 86400 -in "$TLS_DIR/server-cert.pem" >/dev/null 2>&1 &&
+    openssl x509 -noout -checkend 86400 -in "$TLS_DIR/ca.pem" >/dev/null 2>&1 &&
+    openssl verify -CAfile "$TLS_DIR/ca.pem" -purpose sslserver "$TLS_DIR/server-cert.pem" >/dev/null 2>&1
+}
+
+ensure_tls() {
+  tls_valid && return 0
+  log "generating a test CA and server certificate in $TLS_DIR"
+  local tmp
+  tmp=$(mktemp -d "$RUN_DIR/tls.tmp.XXXXXX")
+  # Own openssl config files: the system openssl.cnf's default extensions must
+  # not leak in.
+  cat >"$tmp/ca.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+x509_extensions = v3_ca
+prompt = no
+[dn]
+CN = cht-fhir-mediator local test CA
+[v3_ca]
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+EOF
+  cat >"$tmp/server.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = localhost
+[v3_server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+EOF
+  (
+    umask 077
+    cd "$tmp"
+    openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 3650 \
+      -config ca.cnf -keyout ca-key.pem -out ca.pem 2>/dev/null
+    openssl req -new -newkey rsa:2048 -nodes -sha256 \
+      -config server.cnf -keyout server-key.pem -out server.csr 2>/dev/null
+    openssl x509 -req -sha256 -days 825 -in server.csr \
+      -CA ca.pem -CAkey ca-key.pem -set_serial "0x$(openssl rand -hex 16)" \
+      -extfile server.cnf -extensions v3_server -out server-cert.pem 2>/dev/null
+    rm -f server.csr ca.cnf server.cnf
+    # Certificates are public; the keys stay 0600.
+    chmod 644 ca.pem server-cert.pem
+  ) || {
+    rm -rf -- "$tmp"
+    die "openssl failed to generate the test certificates"
+  }
+  rm -rf -- "$TLS_DIR"
+  mv -- "$tmp" "$TLS_DIR"
+  tls_valid || die "generated certificates in $TLS_DIR do not verify"
+  TLS_REGENERATED=1
+}
+
+# ---------------------------------------------------------------- congo (CongoDB)
+
+congo_install_stamp() {
+  local src="$SUPPORT_DIR/npm/smartmongo-$SMARTMONGO_VERSION"
+  files_stamp "$src/package.json" "$src/package-lock.json" \
+    <(printf '%s %s\n' "$SMARTMONGO_TGZ_SHA256" "$INSTALL_REVISION")
+}
+
+congo_installed() {
+  install_done "$SMARTMONGO_INSTALL_DIR" "$(congo_install_stamp)"
+}
+
+install_congo() {
+  local dir=$SMARTMONGO_INSTALL_DIR src="$SUPPORT_DIR/npm/smartmongo-$SMARTMONGO_VERSION"
+  local stamp tgz="push.rocks-smartmongo-$SMARTMONGO_VERSION.tgz"
+  stamp=$(congo_install_stamp)
+  if install_done "$dir" "$stamp"; then
+    log "smartmongo $SMARTMONGO_VERSION: already installed in $dir"
+    return 0
+  fi
+  log "smartmongo $SMARTMONGO_VERSION: installing into $dir"
+  rm -rf -- "$dir"
+  mkdir -p "$dir"
+  cp -- "$src/package.json" "$src/package-lock.json" "$dir/"
+  # `npm install @push.rocks/smartmongo` fails (one of its dependencies has a
+  # version missing from the registry), and CongoDB needs only six of them:
+  # install those from the pinned lock file, then unpack the package itself
+  # beside them ($dir/package); Node resolves its imports from $dir/node_modules.
+  (cd "$dir" && npm_quiet ci >/dev/null && npm_quiet pack "@push.rocks/smartmongo@$SMARTMONGO_VERSION" >/dev/null)
+  [[ $(sha256sum "$dir/$tgz" | cut -d' ' -f1) == "$SMARTMONGO_TGZ_SHA256" ]] ||
+    die "smartmongo: $tgz does not have the pinned sha256"
+  tar -xzf "$dir/$tgz" -C "$dir"
+  rm -f -- "$dir/$tgz"
+  node --input-type=module -e "await import(process.argv[1])" \
+    "file://$SMARTMONGO_PKG_DIR/dist_ts/congodb/index.js" ||
+    die "smartmongo: CongoDB does not load"
+  printf '%s\n' "$stamp" >"$dir/.stack-installed"
+}
+
+check_congo() {
+  tcp_open "$BIND_HOST" "$CONGO_PORT"
+}
+
+start_congo() {
+  if service_running congo; then
+    log "congo: already running (pid $(service_pid congo))"
+  else
+    port_free_or_die congo "$CONGO_PORT"
+    launch congo "$RUN_DIR" node "$SUPPORT_DIR/congo.mjs" \
+      --smartmongo "$SMARTMONGO_PKG_DIR" --host "$BIND_HOST" --port "$CONGO_PORT"
+  fi
+  wait_until congo "mongodb port $CONGO_PORT open" check_congo
+}
+
+# ---------------------------------------------------------------- openhim (OpenHIM core)
+
+openhim_install_stamp() {
+  local src="$SUPPORT_DIR/npm/openhim-core-$OPENHIM_VERSION"
+  files_stamp "$src/package.json" "$src/package-lock.json" <(printf '%s\n' "$INSTALL_REVISION")
+}
+
+openhim_installed() {
+  install_done "$OPENHIM_INSTALL_DIR" "$(openhim_install_stamp)"
+}
+
+install_openhim() {
+  local dir=$OPENHIM_INSTALL_DIR src="$SUPPORT_DIR/npm/openhim-core-$OPENHIM_VERSION" stamp
+  stamp=$(openhim_install_stamp)
+  if install_done "$dir" "$stamp"; then
+    log "openhim-core $OPENHIM_VERSION: already installed in $dir"
+    return 0
+  fi
+  log "openhim-core $OPENHIM_VERSION: installing into $dir (10-40 s)"
+  rm -rf -- "$dir"
+  mkdir -p "$dir"
+  # The lock file pins the whole dependency tree of openhim-core 4.0.5 (its
+  # own ranges would otherwise pull whatever is newest).
+  cp -- "$src/package.json" "$src/package-lock.json" "$dir/"
+  (cd "$dir" && npm_quiet ci >/dev/null)
+  [[ -f $OPENHIM_CORE_DIR/lib/server.js && -f $OPENHIM_CORE_DIR/config/default.json ]] ||
+    die "openhim-core: install incomplete in $dir"
+  # The core loads ssl-root-cas/latest, which tries to download Mozilla's CA
+  # list at every start when ssl-root-cas-latest.js is missing (no network
+  # here: a failed DNS lookup and log noise) and then falls back to the bundled
+  # list. Provide that fallback as the "latest" file: same CAs, no download.
+  local rootcas="$dir/node_modules/ssl-root-cas"
+  [[ -f $rootcas/ssl-root-cas.js ]] || die "openhim-core: $rootcas/ssl-root-cas.js missing"
+  printf "'use strict';\nmodule.exports = require('./ssl-root-cas');\n" >"$rootcas/ssl-root-cas-latest.js"
+  printf '%s\n' "$stamp" >"$dir/.stack-installed"
+}
+
+# Print an OpenHIM core config (see scripts/stack/openhim-config.mjs).
+openhim_config() { # api-port router-http-port router-https-port db mongo-port
+  node "$SUPPORT_DIR/openhim-config.mjs" \
+    --core-dir "$OPENHIM_CORE_DIR" \
+    --api-port "$1" --router-http-port "$2" --router-https-port "$3" \
+    --db "$4" --mongo-host "$BIND_HOST" --mongo-port "$5" \
+    --cert-path "$TLS_DIR/server-cert.pem" --key-path "$TLS_DIR/server-key.pem" \
+    --bind-address "$BIND_HOST"
+}
+
+check_openhim() {
+  curl -fsS -o /dev/null --max-time 5 --cacert "$TLS_DIR/ca.pem" \
+    "https://$BIND_HOST:$OPENHIM_API_PORT/heartbeat" 2>/dev/null
+}
+
+start_openhim() {
+  if service_running openhim; then
+    log "openhim: already running (pid $(service_pid openhim))"
+  else
+    local p
+    for p in "$OPENHIM_API_PORT" "$OPENHIM_ROUTER_HTTP_PORT" "$OPENHIM_ROUTER_HTTPS_PORT" \
+      $((OPENHIM_API_PORT + 1)) $((OPENHIM_API_PORT + 2)) $((OPENHIM_API_PORT + 3)); do
+      port_free_or_die openhim "$p"
+    done
+    mkdir -p "$(dirname -- "$OPENHIM_CONF")"
+    openhim_config "$OPENHIM_API_PORT" "$OPENHIM_ROUTER_HTTP_PORT" "$OPENHIM_ROUTER_HTTPS_PORT" \
+      "$OPENHIM_DB" "$CONGO_PORT" >"$OPENHIM_CONF.tmp"
+    mv -- "$OPENHIM_CONF.tmp" "$OPENHIM_CONF"
+    # A clean environment: the core's config (nconf) is overridden by any
+    # environment variable named like a config path with '_' separators (e.g.
+    # mongo_url), and NODE_ENV=test/development would merge the package's
+    # config/test.json or development.json.
+    launch openhim "$OPENHIM_CORE_DIR" env -i PATH="$PATH" HOME="$HOME" \
+      node lib/server.js --conf="$OPENHIM_CONF"
+  fi
+  wait_until openhim "GET https://$BIND_HOST:$OPENHIM_API_PORT/heartbeat answering" check_openhim
+}
+
+# ---------------------------------------------------------------- env file
+
+write_env() {
+  local tmp="$ENV_FILE.tmp"
+  {
+    printf '# cht-fhir-mediator local stack, written by %s up\n' "$STACK_SCRIPT"
+    printf 'export %s=%q\n' \
+      STACK_OPENHIM_API_URL "https://$BIND_HOST:$OPENHIM_API_PORT" \
+      STACK_OPENHIM_ROUTER_URL "http://$BIND_HOST:$OPENHIM_ROUTER_HTTP_PORT" \
+      STACK_CA_BUNDLE "$TLS_DIR/ca.pem" \
+      STACK_OPENHIM_CORE_DIR "$OPENHIM_CORE_DIR" \
+      STACK_MONGO_URL_BASE "mongodb://$BIND_HOST:$CONGO_PORT" \
+      STACK_SCRIPT "$STACK_SCRIPT" \
+      STACK_RUN_DIR "$RUN_DIR"
+  } >"$tmp"
+  mv -- "$tmp" "$ENV_FILE"
+}
+
+# ---------------------------------------------------------------- commands
+
+# Services with an install step, in install order.
+INSTALLED_SERVICES=(congo openhim)
+
+all_installed() {
+  local name
+  for name in "${INSTALLED_SERVICES[@]}"; do
+    "${name}_installed" || return 1
+  done
+}
+
+any_running() {
+  local name
+  for name in "${SERVICES[@]}"; do
+    service_running "$name" && return 0
+  done
+  return 1
+}
+
+cmd_install() {
+  require_cmds node npm tar sha256sum flock
+  lock_cache
+  # Re-installing deletes the directories the running services were started from.
+  if ! all_installed && any_running; then
+    die "the install in $CACHE must be redone but the stack in $RUN_DIR is running: run '$STACK_SCRIPT down' first"
+  fi
+  local name
+  for name in "${INSTALLED_SERVICES[@]}"; do
+    "install_$name"
+  done
+}
+
+cmd_up() {
+  require_cmds node npm tar sha256sum flock setsid openssl curl
+  check_port_number CONGO_PORT "$CONGO_PORT"
+  check_port_number OPENHIM_API_PORT "$OPENHIM_API_PORT"
+  check_port_number OPENHIM_ROUTER_HTTP_PORT "$OPENHIM_ROUTER_HTTP_PORT"
+  check_port_number OPENHIM_ROUTER_HTTPS_PORT "$OPENHIM_ROUTER_HTTPS_PORT"
+  [[ $STACK_START_TIMEOUT =~ ^[0-9]+$ ]] || die "STACK_START_TIMEOUT must be a number of seconds"
+  lock_run_dir
+  if ! all_installed && any_running; then
+    log "the install in $CACHE is out of date: stopping the stack to redo it"
+    cmd_down_locked
+  fi
+  cmd_install
+  ensure_tls
+  if ! service_running congo; then
+    # CongoDB holds OpenHIM's whole state in memory: a core left running after
+    # its database went away must start again on the new one.
+    stop_service openhim
+    stop_service congo
+  elif ((TLS_REGENERATED)); then
+    stop_service openhim
+  fi
+  start_congo
+  start_openhim
+  write_env
+  log "stack is up; env file: $ENV_FILE"
+  cmd_status
+}
+
+cmd_down() {
+  lock_run_dir
+  cmd_down_locked
+}
+
+cmd_down_locked() {
+  local i
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+    stop_service "${SERVICES[i]}"
+  done
+  # The env file describes a running stack.
+  rm -f -- "$ENV_FILE"
+  log "stack is down"
+}
+
+cmd_status() {
+  local name all_up=1
+  for name in "${SERVICES[@]}"; do
+    if service_running "$name"; then
+      if "check_$name"; then
+        printf '%-8s up (pid %s)\n' "$name" "$(service_pid "$name")"
+      else
+        printf '%-8s running but not answering (pid %s, log %s)\n' "$name" "$(service_pid "$name")" "$(log_file "$name")"
+        all_up=0
+      fi
+    else
+      printf '%-8s down\n' "$name"
+      all_up=0
+    fi
+  done
+  ((all_up)) || return 3
+}
+
+cmd_env() {
+  [[ -f $ENV_FILE ]] || die "no env file at $ENV_FILE: the stack is not up (run: $STACK_SCRIPT up)"
+  cat -- "$ENV_FILE"
+}
+
+cmd_openhim_config() {
+  local api=$OPENHIM_API_PORT http=$OPENHIM_ROUTER_HTTP_PORT https=$OPENHIM_ROUTER_HTTPS_PORT
+  local db=$OPENHIM_DB mongo=$CONGO_PORT
+  while (($#)); do
+    case $1 in
+      --api-port) api=${2:?--api-port needs a value} ;;
+      --router-http-port) http=${2:?--router-http-port needs a value} ;;
+      --router-https-port) https=${2:?--router-https-port needs a value} ;;
+      --db) db=${2:?--db needs a value} ;;
+      --mongo-port) mongo=${2:?--mongo-port needs a value} ;;
+      *) die "openhim-config: unknown option '$1'" ;;
+    esac
+    shift 2
+  done
+  require_cmds node
+  openhim_config "$api" "$http" "$https" "$db" "$mongo"
+}
+
+cmd_api() {
+  (($# >= 2)) || die "usage: $STACK_SCRIPT api METHOD PATH [JSON-BODY]"
+  [[ -f $ENV_FILE ]] || die "the stack is not up (no $ENV_FILE)"
+  (
+    # shellcheck source=/dev/null
+    source "$ENV_FILE"
+    node "$SUPPORT_DIR/openhim-api.mjs" "$@"
+  )
+}
+
+usage() {
+  sed -n '2,/^$/s/^# \{0,1\}//p' "$STACK_SCRIPT"
+}
+
+main() {
+  local cmd=${1:-}
+  (($#)) && shift
+  case $cmd in
+    install) cmd_install "$@" ;;
+    up) cmd_up "$@" ;;
+    down) cmd_down "$@" ;;
+    status) cmd_status "$@" ;;
+    env) cmd_env "$@" ;;
+    openhim-config) cmd_openhim_config "$@" ;;
+    api) cmd_api "$@" ;;
+    -h | --help | help) usage ;;
+    *)
+      usage >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"

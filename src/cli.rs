@@ -1,0 +1,137 @@
+//! The command line. Exit codes scripts can trust: 0 success, 1 the operation failed (e.g.
+//! OpenHIM unreachable), 2 bad usage or configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+
+use crate::metrics::Metrics;
+use crate::openhim::client::OpenhimClient;
+use crate::openhim::lifecycle::Lifecycle;
+use crate::openhim::registration::Registration;
+use crate::settings::{Settings, Source};
+use crate::startup::Application;
+use crate::state::{LiveHandle, OpenhimStatusHandle};
+use crate::upstream::build_client;
+
+/// Exit code when the requested operation failed.
+const FAILED: u8 = 1;
+/// Exit code for bad usage or configuration (clap uses it for usage errors too).
+const MISCONFIGURED: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "cht-fhir-mediator", version, about = "OpenHIM mediator joining CHT to FHIR R4")]
+pub struct Cli {
+    /// Settings file (TOML, same keys as the environment variables) read over the built-in
+    /// defaults; environment variables still win.
+    #[arg(long, global = true, env = "MEDIATOR_SETTINGS_FILE")]
+    pub settings: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the mediator (the default).
+    Serve,
+    /// Register with OpenHIM once and exit.
+    Register {
+        /// Also install the default channels (POST /mediators/{urn}/channels).
+        #[arg(long)]
+        install_channels: bool,
+    },
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Source::load(cli.settings.as_deref()).and_then(|source| match &cli.command {
+        // `register` needs the OpenHIM password even when the service would not register itself.
+        Some(Command::Register { .. }) => {
+            let mut source = source;
+            source.set("OPENHIM_REGISTER", "true");
+            Settings::from_source(source)
+        }
+        _ => Settings::from_source(source),
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cht-fhir-mediator: {e}");
+            return ExitCode::from(MISCONFIGURED);
+        }
+    };
+    crate::telemetry::init(&settings.server.log_level, settings.server.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cht-fhir-mediator: cannot start the async runtime: {e}");
+            return ExitCode::from(FAILED);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(settings).await,
+            Command::Register { install_channels } => register(settings, install_channels).await,
+        }
+    })
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("cht-fhir-mediator: {e:#}");
+            return ExitCode::from(MISCONFIGURED);
+        }
+    };
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cht-fhir-mediator: {e:#}");
+            ExitCode::from(FAILED)
+        }
+    }
+}
+
+async fn register(settings: Settings, install_channels: bool) -> ExitCode {
+    let registration = match Registration::from_settings(&settings) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cht-fhir-mediator: {e}");
+            return ExitCode::from(MISCONFIGURED);
+        }
+    };
+    let http = match build_client(settings.tls_ca_bundle.as_deref(), settings.openhim.timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cht-fhir-mediator: {e:#}");
+            return ExitCode::from(MISCONFIGURED);
+        }
+    };
+    let metrics = Arc::new(Metrics::new());
+    let settings = Arc::new(settings);
+    let lifecycle = Lifecycle {
+        client: OpenhimClient::new(&settings.openhim, http, metrics.clone()),
+        registration,
+        live: Arc::new(LiveHandle::new(settings.live.clone())),
+        settings,
+        status: Arc::new(OpenhimStatusHandle::default()),
+        metrics,
+        started: Instant::now(),
+    };
+    match lifecycle.register_once(install_channels).await {
+        Ok(()) => {
+            let what = if install_channels { "registered; default channels installed" } else { "registered" };
+            println!("{} {}: {what}", lifecycle.registration.urn, lifecycle.registration.version);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cht-fhir-mediator: {e}");
+            ExitCode::from(FAILED)
+        }
+    }
+}

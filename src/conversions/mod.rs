@@ -1,0 +1,2 @@
+//! Pure conversions between CHT documents and FHIR resources (no I/O), arriving with the
+//! inbound and outbound work.

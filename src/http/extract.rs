@@ -1,0 +1,65 @@
+//! Body extractors whose rejections are [`ApiError`]s, so a wrong content type, an oversize body
+//! or malformed JSON gets the same `OperationOutcome` as every other error.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::upstream::CallContext;
+
+/// Content types accepted for JSON bodies (CHT sends `application/json`, FHIR clients `application/fhir+json`).
+const JSON_TYPES: &[&str] = &["application/json", "application/fhir+json", "application/json+fhir"];
+
+/// A JSON request body as a `serde_json::Value` (parsed once at the edge; fhirbolt's own text
+/// parser is not trusted with it).
+#[derive(Debug)]
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type =
+            request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if !JSON_TYPES.contains(&essence.as_str()) {
+            return Err(ApiError::UnsupportedMediaType {
+                found: content_type.to_owned(),
+                expected: "application/json or application/fhir+json",
+            });
+        }
+        let bytes = read_body(request, state).await?;
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}"), None))?;
+        Ok(Self(value))
+    }
+}
+
+/// The raw body within the configured limit.
+pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::bad_request(format!("could not read the request body: {rejection}"), None)
+        }
+    })
+}
+
+/// The request's [`CallContext`], always present behind the request-context middleware.
+pub struct Ctx(pub CallContext);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<CallContext>()
+            .cloned()
+            .map(Ctx)
+            .ok_or_else(|| ApiError::Internal("request context middleware missing".into()))
+    }
+}

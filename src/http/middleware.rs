@@ -1,0 +1,103 @@
+//! Request middleware, outermost first:
+//! 1. [`request_context`]: request id (the OpenHIM transaction id, else a new UUID) on a span that
+//!    every log line of the request carries; a [`CallContext`] for upstream calls; metrics.
+//! 2. [`openhim_envelope`]: when OpenHIM sent the request, wraps whatever the handler answered
+//!    (errors and timeouts included) in the `application/json+openhim` envelope with the
+//!    orchestrations recorded on the way.
+//! 3. catch-panic (tower-http), then 4. [`deadline`]: the whole-request time budget.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use tracing::Instrument;
+
+use crate::error::{ApiError, outcome_response};
+use crate::metrics::HttpLabels;
+use crate::openhim::envelope::{self, Envelope, ResponseRecord, TransactionStatus, timestamp};
+use crate::state::AppState;
+use crate::upstream::{CallContext, TRANSACTION_HEADER};
+
+/// Response header carrying the request id (= the OpenHIM transaction id when there is one).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+pub async fn request_context(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let transaction_id = request
+        .headers()
+        .get(TRANSACTION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned);
+    let request_id = transaction_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // Route patterns, not raw paths: paths can carry identifiers, and metrics need bounded labels.
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let method = request.method().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    request.extensions_mut().insert(CallContext::new(request_id.clone(), transaction_id));
+
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    span.in_scope(|| tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished"));
+    state.metrics.observe_http(HttpLabels { method, route, status }, elapsed);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+pub async fn openhim_envelope(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(ctx) = request.extensions().get::<CallContext>().cloned() else {
+        return next.run(request).await;
+    };
+    let response = next.run(request).await;
+    if ctx.transaction_id.is_none() {
+        return response;
+    }
+    let status_override = response.extensions().get::<TransactionStatus>().copied();
+    let (parts, body) = response.into_parts();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not read the response body for the OpenHIM envelope");
+            return ApiError::Internal(e.to_string()).into_response();
+        }
+    };
+    let headers: BTreeMap<String, String> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let record = ResponseRecord { status: parts.status.as_u16(), headers, body, timestamp: timestamp(Utc::now()) };
+    let envelope = Envelope::new(&state.urn, record, status_override).with_orchestrations(ctx.take_orchestrations());
+    let mut out = Response::new(Body::from(envelope.to_json()));
+    *out.status_mut() = parts.status;
+    out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(envelope::CONTENT_TYPE));
+    out
+}
+
+pub async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let budget = state.settings.server.request_timeout;
+    match tokio::time::timeout(budget, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(budget.as_millis()).into_response(),
+    }
+}
+
+/// Body of a panic answer: a 500 `OperationOutcome`, the panic message only in the log.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown panic".into());
+    tracing::error!(panic = %message, "handler panicked");
+    outcome_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::Internal(message).outcome())
+}

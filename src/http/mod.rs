@@ -1,0 +1,4 @@
+//! HTTP plumbing shared by all routes: middleware and body extractors.
+
+pub mod extract;
+pub mod middleware;

@@ -1,0 +1,88 @@
+//! `GET /` (status and uptime), `GET /health/live`, `GET /health/ready`, `GET /metrics`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::settings::Upstream;
+use crate::state::AppState;
+use crate::upstream::{CallContext, Recorder, join_url};
+
+/// Status and uptime (OpenHIM route checks and the reference's clients read this).
+pub async fn index(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "name": "cht-fhir-mediator",
+        "version": env!("CARGO_PKG_VERSION"),
+        "urn": &*state.urn,
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "openhim": state.openhim.get(),
+        "config": state.live.status(),
+    }))
+}
+
+/// The process is up and serving.
+pub async fn live() -> Json<serde_json::Value> {
+    Json(json!({ "status": "live" }))
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    ok: bool,
+    /// The URL probed, without credentials.
+    url: String,
+    detail: String,
+}
+
+/// Ready = config loaded and both the FHIR server and CHT answer; 503 otherwise, with the reason.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let live = state.live.current();
+    let (fhir, cht) =
+        tokio::join!(probe(&state.fhir, &live.fhir, "metadata"), probe(&state.cht, &live.cht, "api/info"),);
+    let ok = fhir.ok && cht.ok;
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if ok { "ready" } else { "not_ready" },
+        "checks": { "fhir": fhir, "cht": cht },
+        "config": state.live.status(),
+        "openhim": state.openhim.get(),
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn probe(recorder: &Recorder, upstream: &Upstream, path: &str) -> Check {
+    let mut shown = upstream.url.clone();
+    let _ = shown.set_password(None);
+    let _ = shown.set_username("");
+    let url = match join_url(&upstream.url, path) {
+        Ok(url) => url,
+        Err(detail) => return Check { ok: false, url: shown.to_string(), detail },
+    };
+    // A readiness probe must answer fast even when the upstream is slow.
+    let timeout = upstream.timeout.min(std::time::Duration::from_secs(2));
+    let mut builder = recorder.client.get(url).timeout(timeout);
+    if !upstream.username.is_empty() {
+        use secrecy::ExposeSecret;
+        builder = builder.basic_auth(&upstream.username, upstream.password.as_ref().map(|p| p.expose_secret()));
+    }
+    let request = match builder.build() {
+        Ok(r) => r,
+        Err(e) => return Check { ok: false, url: shown.to_string(), detail: e.to_string() },
+    };
+    match recorder.send(&CallContext::background(), "readiness probe", request).await {
+        Ok(r) if r.status.is_success() => {
+            Check { ok: true, url: shown.to_string(), detail: format!("HTTP {}", r.status.as_u16()) }
+        }
+        Ok(r) => Check { ok: false, url: shown.to_string(), detail: format!("HTTP {}", r.status.as_u16()) },
+        Err(e) => Check { ok: false, url: shown.to_string(), detail: e.to_string() },
+    }
+}
+
+/// Prometheus text.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+        .into_response()
+}

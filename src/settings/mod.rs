@@ -1,0 +1,238 @@
+//! Typed settings. Defaults live in `mediator-config/settings.toml`; an optional file and then
+//! environment variables override them. Secrets are [`SecretString`]s. A missing or malformed
+//! setting stops the mediator at start with a message naming it.
+//!
+//! The upstream part ([`LiveConfig`]) can also be edited in the OpenHIM console and is swapped in
+//! at run time (see [`live`]).
+
+pub mod live;
+pub mod source;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use live::{CONSOLE_PARAMS, ConsoleParam, IdentifierSystems, LiveConfig, Upstream};
+pub use source::{SettingsError, Source};
+
+/// Everything the mediator is configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub openhim: OpenhimSettings,
+    /// Upstream settings as the file and environment give them; the console may override them.
+    pub live: LiveConfig,
+    /// TLS roots added to the system ones for every upstream (`TLS_CA_BUNDLE`).
+    pub tls_ca_bundle: Option<PathBuf>,
+    /// The raw values, kept so console config is merged over the environment, not over itself.
+    pub source: Source,
+}
+
+/// The HTTP service.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// `HOST`: address to bind (use 0.0.0.0 in a container).
+    pub host: IpAddr,
+    /// `PORT`: port to bind; 0 picks a free one (tests).
+    pub port: u16,
+    /// `REQUEST_TIMEOUT_MS`: whole-request budget; CHT gives up after 10 s, so stay well inside.
+    pub request_timeout: Duration,
+    /// `BODY_LIMIT_BYTES`: larger request bodies get 413.
+    pub body_limit_bytes: usize,
+    /// `LOG_FORMAT`: `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// `LOG_LEVEL`: a tracing filter such as `info` or `cht_fhir_mediator=debug,info`.
+    pub log_level: String,
+}
+
+/// How to reach and authenticate to the OpenHIM core API, and how to behave as its mediator.
+#[derive(Debug, Clone)]
+pub struct OpenhimSettings {
+    /// `OPENHIM_API_URL`
+    pub api_url: url::Url,
+    /// `OPENHIM_USERNAME`
+    pub username: String,
+    /// `OPENHIM_PASSWORD` (required when registering)
+    pub password: Option<SecretString>,
+    /// `OPENHIM_AUTH`: `auto` (basic, then token on 401), `basic` or `token`.
+    pub auth: AuthScheme,
+    /// `OPENHIM_REGISTER`: register and heartbeat at start.
+    pub register: bool,
+    /// `OPENHIM_INSTALL_CHANNELS`: also install the default channels after registering.
+    pub install_channels: bool,
+    /// `OPENHIM_HEARTBEAT_INTERVAL_MS`
+    pub heartbeat_interval: Duration,
+    /// `OPENHIM_TIMEOUT_MS`: per call to the OpenHIM API.
+    pub timeout: Duration,
+    /// `OPENHIM_RETRY_MAX_MS`: longest wait between registration attempts (backoff cap).
+    pub retry_max: Duration,
+    /// `OPENHIM_APPLY_CONSOLE_CONFIG`: apply config edited in the console.
+    pub apply_console_config: bool,
+    /// `MEDIATOR_ROUTE_HOST`: host OpenHIM uses to reach this mediator (routes in the registration).
+    pub route_host: String,
+    /// `MEDIATOR_ROUTE_PORT`: port OpenHIM uses to reach this mediator.
+    pub route_port: u16,
+}
+
+/// OpenHIM API authentication scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    Auto,
+    Basic,
+    Token,
+}
+
+impl std::str::FromStr for AuthScheme {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "basic" => Ok(Self::Basic),
+            "token" => Ok(Self::Token),
+            _ => Err("expected one of auto, basic, token".into()),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "pretty" | "text" => Ok(Self::Pretty),
+            "json" => Ok(Self::Json),
+            _ => Err("expected pretty or json".into()),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::from_source(Source::load(file)?)
+    }
+
+    /// Builds typed settings from raw values.
+    pub fn from_source(source: Source) -> Result<Self, SettingsError> {
+        let port: u16 = source.parse("PORT")?;
+        let server = ServerSettings {
+            host: source.parse("HOST")?,
+            port,
+            request_timeout: source.millis("REQUEST_TIMEOUT_MS")?,
+            body_limit_bytes: source.parse("BODY_LIMIT_BYTES")?,
+            log_format: source.parse("LOG_FORMAT")?,
+            log_level: source.string("LOG_LEVEL"),
+        };
+        let register: bool = source.parse("OPENHIM_REGISTER")?;
+        let openhim = OpenhimSettings {
+            api_url: source.http_url("OPENHIM_API_URL")?,
+            username: source.parse("OPENHIM_USERNAME")?,
+            password: source.secret("OPENHIM_PASSWORD"),
+            auth: source.parse("OPENHIM_AUTH")?,
+            register,
+            install_channels: source.parse("OPENHIM_INSTALL_CHANNELS")?,
+            heartbeat_interval: source.millis("OPENHIM_HEARTBEAT_INTERVAL_MS")?,
+            timeout: source.millis("OPENHIM_TIMEOUT_MS")?,
+            retry_max: source.millis("OPENHIM_RETRY_MAX_MS")?,
+            apply_console_config: source.parse("OPENHIM_APPLY_CONSOLE_CONFIG")?,
+            route_host: source.parse("MEDIATOR_ROUTE_HOST")?,
+            route_port: source.parse("MEDIATOR_ROUTE_PORT")?,
+        };
+        if openhim.register && openhim.password.is_none() {
+            return Err(SettingsError::Missing { name: "OPENHIM_PASSWORD".into() });
+        }
+        let tls_ca_bundle = source.parse_opt::<PathBuf>("TLS_CA_BUNDLE")?;
+        if let Some(path) = &tls_ca_bundle
+            && !path.is_file()
+        {
+            return Err(SettingsError::invalid("TLS_CA_BUNDLE", format!("{} is not a readable file", path.display())));
+        }
+        let live = LiveConfig::from_source(&source)?;
+        Ok(Self { server, openhim, live, tls_ca_bundle, source })
+    }
+
+    /// The settings OpenHIM needs when it is not used at all (e.g. offline commands).
+    pub fn without_registration(mut source: Source) -> Result<Self, SettingsError> {
+        source.set("OPENHIM_REGISTER", "false");
+        Self::from_source(source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let mut all = vec![("OPENHIM_PASSWORD", "secret")];
+        all.extend_from_slice(env);
+        let env = all.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
+        Settings::from_source(Source::load_with_env(None, env)?)
+    }
+
+    #[test]
+    fn defaults_load_and_environment_overrides_them() {
+        let s = load(&[("PORT", "7001"), ("FHIR_URL", "https://fhir.example.org/r4")]).unwrap();
+        assert_eq!(s.server.port, 7001);
+        assert_eq!(s.live.fhir.url.as_str(), "https://fhir.example.org/r4");
+        assert_eq!(s.openhim.heartbeat_interval, Duration::from_secs(10));
+        assert_eq!(s.openhim.auth, AuthScheme::Auto);
+    }
+
+    #[test]
+    fn malformed_setting_is_named() {
+        let err = load(&[("PORT", "sixty")]).unwrap_err().to_string();
+        assert!(err.contains("PORT") && err.contains("sixty"), "{err}");
+        let err = load(&[("FHIR_URL", "not a url")]).unwrap_err().to_string();
+        assert!(err.contains("FHIR_URL"), "{err}");
+        let err = load(&[("OPENHIM_AUTH", "kerberos")]).unwrap_err().to_string();
+        assert!(err.contains("OPENHIM_AUTH"), "{err}");
+        let err = load(&[("CHT_TIMEOUT_MS", "0")]).unwrap_err().to_string();
+        assert!(err.contains("CHT_TIMEOUT_MS"), "{err}");
+        let err = load(&[("CHT_URL", "ftp://cht")]).unwrap_err().to_string();
+        assert!(err.contains("CHT_URL"), "{err}");
+    }
+
+    #[test]
+    fn missing_password_is_named_only_when_registering() {
+        let env = [("OPENHIM_REGISTER", "true")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let err = Settings::from_source(Source::load_with_env(None, env).unwrap()).unwrap_err();
+        assert_eq!(err.to_string(), "setting OPENHIM_PASSWORD is required but not set");
+        let env = [("OPENHIM_REGISTER", "false")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert!(Settings::from_source(Source::load_with_env(None, env).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn missing_ca_bundle_file_is_named() {
+        let err = load(&[("TLS_CA_BUNDLE", "/nonexistent/ca.pem")]).unwrap_err().to_string();
+        assert!(err.contains("TLS_CA_BUNDLE"), "{err}");
+    }
+
+    #[test]
+    fn settings_file_rejects_unknown_keys_and_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("settings-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "PORT = 7100\nOPENHIM_REGISTER = false\n").unwrap();
+        let source = Source::load_with_env(Some(&good), std::iter::empty()).unwrap();
+        assert_eq!(Settings::from_source(source).unwrap().server.port, 7100);
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "PROT = 7100\n").unwrap();
+        let err = Source::load_with_env(Some(&bad), std::iter::empty()).unwrap_err().to_string();
+        assert!(err.contains("unknown setting PROT"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_does_not_reveal_secrets() {
+        let s = load(&[("FHIR_PASSWORD", "hunter2-fhir"), ("CHT_PASSWORD", "hunter2-cht")]).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("secret"), "{shown}");
+    }
+}

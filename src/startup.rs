@@ -1,0 +1,124 @@
+//! Builds the application from settings; `main` and the tests start it the same way.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::metrics::Metrics;
+use crate::openhim::client::OpenhimClient;
+use crate::openhim::lifecycle::Lifecycle;
+use crate::openhim::registration::Registration;
+use crate::routes;
+use crate::settings::Settings;
+use crate::state::{AppState, LiveHandle, OpenhimStatusHandle};
+use crate::upstream::{Recorder, build_client};
+
+/// Connect timeout for every upstream; whole-call timeouts are per upstream settings.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A built, bound, not yet running mediator.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    lifecycle: Option<Lifecycle>,
+}
+
+impl Application {
+    /// Validates the registration document, builds the clients and binds the port.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let registration = Registration::from_settings(&settings)?;
+        let metrics = Arc::new(Metrics::new());
+        let ca = settings.tls_ca_bundle.as_deref();
+        let fhir = Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "fhir", metrics.clone());
+        let cht = Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "cht", metrics.clone());
+        let openhim_client = OpenhimClient::new(&settings.openhim, build_client(ca, CONNECT_TIMEOUT)?, metrics.clone());
+
+        let address = (settings.server.host, settings.server.port);
+        let listener =
+            TcpListener::bind(address).await.with_context(|| format!("binding {}:{}", address.0, address.1))?;
+        let settings = Arc::new(settings);
+        let live = Arc::new(LiveHandle::new(settings.live.clone()));
+        let openhim = Arc::new(OpenhimStatusHandle::default());
+        openhim.update(|s| s.enabled = settings.openhim.register);
+        let started = Instant::now();
+        let state = AppState {
+            settings: settings.clone(),
+            live: live.clone(),
+            openhim: openhim.clone(),
+            metrics: metrics.clone(),
+            started,
+            urn: registration.urn.clone().into(),
+            fhir,
+            cht,
+        };
+        let lifecycle = settings.openhim.register.then(|| Lifecycle {
+            client: openhim_client,
+            registration,
+            settings: settings.clone(),
+            live,
+            status: openhim,
+            metrics,
+            started,
+        });
+        Ok(Self { listener, state, lifecycle })
+    }
+
+    /// The bound port (useful with `PORT=0`).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes. Registration runs in the background so the mediator
+    /// answers from the first moment, whatever state OpenHIM is in.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let background = self.lifecycle.map(|l| tokio::spawn(l.run()));
+        tracing::info!(
+            port = self.listener.local_addr()?.port(),
+            version = env!("CARGO_PKG_VERSION"),
+            "cht-fhir-mediator listening"
+        );
+        let app = routes::router(self.state);
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        if let Some(task) = background {
+            task.abort();
+        }
+        tracing::info!("stopped");
+        Ok(served?)
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

@@ -1,0 +1,111 @@
+//! Shared application state: settings, the live (console-editable) config, OpenHIM status,
+//! metrics and one recorder per upstream.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+use crate::settings::{LiveConfig, Settings};
+use crate::upstream::Recorder;
+
+/// Where the live config currently comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigOrigin {
+    Settings,
+    Console,
+}
+
+/// What `/health/ready` and `/` show about the live config.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigStatus {
+    pub origin: ConfigOrigin,
+    /// Increases with every applied change.
+    pub revision: u64,
+    pub applied_at: DateTime<Utc>,
+    /// The last console config that was refused, and why (the previous config stays in force).
+    pub last_error: Option<String>,
+}
+
+/// The live config, swapped atomically when the console changes it.
+pub struct LiveHandle {
+    config: RwLock<Arc<LiveConfig>>,
+    status: Mutex<ConfigStatus>,
+}
+
+impl LiveHandle {
+    pub fn new(config: LiveConfig) -> Self {
+        Self {
+            config: RwLock::new(Arc::new(config)),
+            status: Mutex::new(ConfigStatus {
+                origin: ConfigOrigin::Settings,
+                revision: 0,
+                applied_at: Utc::now(),
+                last_error: None,
+            }),
+        }
+    }
+
+    /// The config in force now; callers keep the `Arc` for the whole request so one request
+    /// never mixes two configs.
+    pub fn current(&self) -> Arc<LiveConfig> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn apply(&self, config: LiveConfig, origin: ConfigOrigin) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.origin = origin;
+        status.revision += 1;
+        status.applied_at = Utc::now();
+        status.last_error = None;
+    }
+
+    pub fn reject(&self, reason: String) {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(reason);
+    }
+
+    pub fn status(&self) -> ConfigStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The mediator's standing with OpenHIM, for `/` and `/health/ready`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OpenhimStatus {
+    pub enabled: bool,
+    pub registered: bool,
+    pub channels_installed: bool,
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// Shared, updatable [`OpenhimStatus`].
+#[derive(Default)]
+pub struct OpenhimStatusHandle(Mutex<OpenhimStatus>);
+
+impl OpenhimStatusHandle {
+    pub fn update(&self, f: impl FnOnce(&mut OpenhimStatus)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    pub fn get(&self) -> OpenhimStatus {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub live: Arc<LiveHandle>,
+    pub openhim: Arc<OpenhimStatusHandle>,
+    pub metrics: Arc<Metrics>,
+    pub started: Instant,
+    pub urn: Arc<str>,
+    pub fhir: Recorder,
+    pub cht: Recorder,
+}

@@ -1,0 +1,25 @@
+//! Logging: `tracing` to stdout, human-readable or JSON (`LOG_FORMAT`), filtered by `LOG_LEVEL`
+//! (or `RUST_LOG`). Request spans carry the request id, so JSON lines carry it too.
+//! Log ids and statuses only: never names, phones, birth dates or credentials.
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::settings::LogFormat;
+
+/// Installs the global subscriber; a second call (tests) is a no-op.
+pub fn init(level: &str, format: LogFormat) {
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_current_span(true).with_span_list(false).flatten_event(true))
+            .try_init(),
+        LogFormat::Pretty => registry.with(fmt::layer().with_target(false)).try_init(),
+    };
+    // Already initialised (tests start several apps in one process): keep the first.
+    drop(result);
+}
