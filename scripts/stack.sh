@@ -31,6 +31,9 @@
 # install_<name> and <name>_installed and add it to INSTALLED_SERVICES.
 
 set -euo pipefail
+# No job control (a script never has it, unless run as `bash -m`): launch()
+# relies on background children staying in this script's process group.
+set +m
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 STACK_SCRIPT="$SCRIPT_DIR/$(basename -- "${BASH_SOURCE[0]}")"
@@ -247,13 +250,17 @@ fail_service() { # name message
 }
 
 # Poll "$@" every 0.5 s until it succeeds; fail (with the log's tail) when the
-# service dies or after STACK_START_TIMEOUT seconds.
+# service dies, when its optional <name>_broken check says it cannot come up,
+# or after STACK_START_TIMEOUT seconds.
 wait_until() { # name what cmd...
   local name=$1 what=$2 deadline
   shift 2
   deadline=$((SECONDS + STACK_START_TIMEOUT))
   while ! "$@"; do
     service_running "$name" || fail_service "$name" "exited before $what"
+    if declare -F "${name}_broken" >/dev/null && "${name}_broken"; then
+      fail_service "$name" "failing to start (see its log below)"
+    fi
     ((SECONDS < deadline)) || fail_service "$name" "$what not reached within ${STACK_START_TIMEOUT} s"
     sleep 0.5
   done
@@ -270,7 +277,15 @@ tls_valid() {
   [[ -s $TLS_DIR/ca.pem && -s $TLS_DIR/server-cert.pem && -s $TLS_DIR/server-key.pem ]] &&
     openssl x509 -noout -checkend 86400 -in "$TLS_DIR/server-cert.pem" >/dev/null 2>&1 &&
     openssl x509 -noout -checkend 86400 -in "$TLS_DIR/ca.pem" >/dev/null 2>&1 &&
-    openssl verify -CAfile "$TLS_DIR/ca.pem" -purpose sslserver "$TLS_DIR/server-cert.pem" >/dev/null 2>&1
+    openssl verify -CAfile "$TLS_DIR/ca.pem" -purpose sslserver "$TLS_DIR/server-cert.pem" >/dev/null 2>&1 &&
+    tls_key_matches
+}
+
+tls_key_matches() {
+  local cert_pub key_pub
+  cert_pub=$(openssl x509 -noout -pubkey -in "$TLS_DIR/server-cert.pem" 2>/dev/null) || return 1
+  key_pub=$(openssl pkey -pubout -in "$TLS_DIR/server-key.pem" 2>/dev/null) || return 1
+  [[ -n $cert_pub && $cert_pub == "$key_pub" ]]
 }
 
 ensure_tls() {
@@ -428,6 +443,14 @@ openhim_config() { # api-port router-http-port router-https-port db mongo-port
     --db "$4" --mongo-host "$BIND_HOST" --mongo-port "$5" \
     --cert-path "$TLS_DIR/server-cert.pem" --key-path "$TLS_DIR/server-key.pem" \
     --bind-address "$BIND_HOST"
+}
+
+# The core's master process respawns a crashing worker for ever: three dead
+# workers mean it will not come up (a bad certificate or key, a DB error).
+openhim_broken() {
+  local died
+  died=$(grep -c 'worker [0-9]* died' "$(log_file openhim)" 2>/dev/null) || true
+  ((${died:-0} >= 3))
 }
 
 check_openhim() {

@@ -2,22 +2,17 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::metrics::Metrics;
 use crate::openhim::client::OpenhimClient;
 use crate::openhim::lifecycle::Lifecycle;
 use crate::openhim::registration::Registration;
 use crate::routes;
 use crate::settings::Settings;
-use crate::state::{AppState, LiveHandle, OpenhimStatusHandle};
-use crate::upstream::{Recorder, build_client};
-
-/// Connect timeout for every upstream; whole-call timeouts are per upstream settings.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+use crate::state::AppState;
+use crate::upstream::build_client;
 
 /// A built, bound, not yet running mediator.
 pub struct Application {
@@ -30,39 +25,25 @@ impl Application {
     /// Validates the registration document, builds the clients and binds the port.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let registration = Registration::from_settings(&settings)?;
-        let metrics = Arc::new(Metrics::new());
-        let ca = settings.tls_ca_bundle.as_deref();
-        let fhir = Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "fhir", metrics.clone());
-        let cht = Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "cht", metrics.clone());
-        let openhim_client = OpenhimClient::new(&settings.openhim, build_client(ca, CONNECT_TIMEOUT)?, metrics.clone());
-
         let address = (settings.server.host, settings.server.port);
         let listener =
             TcpListener::bind(address).await.with_context(|| format!("binding {}:{}", address.0, address.1))?;
         let settings = Arc::new(settings);
-        let live = Arc::new(LiveHandle::new(settings.live.clone()));
-        let openhim = Arc::new(OpenhimStatusHandle::default());
-        openhim.update(|s| s.enabled = settings.openhim.register);
-        let started = Instant::now();
-        let state = AppState {
-            settings: settings.clone(),
-            live: live.clone(),
-            openhim: openhim.clone(),
-            metrics: metrics.clone(),
-            started,
-            urn: registration.urn.clone().into(),
-            fhir,
-            cht,
+        let state = AppState::new(settings.clone(), &registration.urn)?;
+        let lifecycle = if settings.openhim.register {
+            let http = build_client(settings.tls_ca_bundle.as_deref(), settings.openhim.timeout)?;
+            Some(Lifecycle {
+                client: OpenhimClient::new(&settings.openhim, http, state.metrics.clone()),
+                registration,
+                settings,
+                live: state.live.clone(),
+                status: state.openhim.clone(),
+                metrics: state.metrics.clone(),
+                started: state.started,
+            })
+        } else {
+            None
         };
-        let lifecycle = settings.openhim.register.then(|| Lifecycle {
-            client: openhim_client,
-            registration,
-            settings: settings.clone(),
-            live,
-            status: openhim,
-            metrics,
-            started,
-        });
         Ok(Self { listener, state, lifecycle })
     }
 

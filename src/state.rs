@@ -7,9 +7,13 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::fhir::client::FhirClient;
 use crate::metrics::Metrics;
 use crate::settings::{LiveConfig, Settings};
-use crate::upstream::Recorder;
+use crate::upstream::{Recorder, build_client};
+
+/// Connect timeout for every upstream; whole-call timeouts are per-upstream settings.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Where the live config currently comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -106,6 +110,28 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub started: Instant,
     pub urn: Arc<str>,
-    pub fhir: Recorder,
+    pub fhir: FhirClient,
     pub cht: Recorder,
+}
+
+impl AppState {
+    /// Builds the clients (one TLS-verifying HTTP client per upstream) and the shared state.
+    pub fn new(settings: Arc<Settings>, urn: &str) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let ca = settings.tls_ca_bundle.as_deref();
+        let fhir = FhirClient::new(Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "fhir", metrics.clone()));
+        let cht = Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "cht", metrics.clone());
+        let openhim = Arc::new(OpenhimStatusHandle::default());
+        openhim.update(|s| s.enabled = settings.openhim.register);
+        Ok(Self {
+            live: Arc::new(LiveHandle::new(settings.live.clone())),
+            settings,
+            openhim,
+            metrics,
+            started: Instant::now(),
+            urn: urn.into(),
+            fhir,
+            cht,
+        })
+    }
 }

@@ -1,4 +1,5 @@
-//! The FHIR side: the error resource today; the FHIR server client and the typed model
-//! (fhirbolt, isolated here behind small non-generic functions) join with the inbound work.
+//! The FHIR side: the FHIR server client and the error resource. The typed model (fhirbolt)
+//! joins here, isolated behind small non-generic functions, with the inbound work.
 
+pub mod client;
 pub mod operation_outcome;

@@ -41,7 +41,7 @@ struct Check {
 pub async fn ready(State(state): State<AppState>) -> Response {
     let live = state.live.current();
     let (fhir, cht) =
-        tokio::join!(probe(&state.fhir, &live.fhir, "metadata"), probe(&state.cht, &live.cht, "api/info"),);
+        tokio::join!(probe(state.fhir.recorder(), &live.fhir, "metadata"), probe(&state.cht, &live.cht, "api/info"),);
     let ok = fhir.ok && cht.ok;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({

@@ -111,7 +111,7 @@ impl LiveConfig {
             };
             source.set(def.setting, value);
         }
-        Self::from_source(&source).map_err(|e| rename_to_param(e))
+        Self::from_source(&source).map_err(rename_to_param)
     }
 
     /// The registration's default `config`: current non-secret values; secrets stay empty so
