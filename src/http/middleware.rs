@@ -38,7 +38,9 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     // Route patterns, not raw paths: paths can carry identifiers, and metrics need bounded labels.
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let method = request.method().to_string();
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    // ERROR level only so that no LOG_LEVEL filters the span out: every line logged while the
+    // request runs (warnings included) must carry its request id.
+    let span = tracing::error_span!("request", request_id = %request_id, method = %method, route = %route);
     request.extensions_mut().insert(CallContext::new(request_id.clone(), transaction_id));
 
     let started = Instant::now();

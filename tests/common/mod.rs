@@ -1,0 +1,121 @@
+//! Shared test harness: start the mediator on port 0 exactly as `main` does, and find the real
+//! local stack (scripts/stack.sh) when a test needs it.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cht_fhir_mediator::settings::{Settings, Source};
+use cht_fhir_mediator::startup::Application;
+use cht_fhir_mediator::state::AppState;
+
+/// A running mediator.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Stops serving (graceful shutdown), as SIGTERM would.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Settings for a test: defaults, registration off, port 0, then `overrides`.
+pub fn settings(overrides: &[(&str, &str)]) -> Settings {
+    let mut env: HashMap<String, String> = [("PORT", "0"), ("OPENHIM_REGISTER", "false"), ("LOG_LEVEL", "warn")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, v) in overrides {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Settings::from_source(Source::load_with_env(None, env).expect("settings source")).expect("settings")
+}
+
+/// Starts the mediator with `overrides`.
+pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
+    let settings = settings(overrides);
+    cht_fhir_mediator::telemetry::init(&settings.server.log_level, settings.server.log_format);
+    let app = Application::build(settings).await.expect("build app");
+    let port = app.port();
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        state,
+        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        shutdown: Some(tx),
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The real local stack started by `scripts/stack.sh up` (its env file sourced by scripts/test.sh).
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub openhim_api_url: String,
+    pub openhim_router_url: String,
+    pub ca_bundle: String,
+    pub openhim_core_dir: String,
+    pub mongo_url_base: String,
+    pub script: String,
+}
+
+/// The stack, or a panic saying how to start it. `SKIP_STACK_TESTS=1` turns the real-stack tests
+/// into no-ops for a quick local `cargo test`; CI never sets it.
+pub fn stack() -> Option<Stack> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match var("STACK_OPENHIM_API_URL") {
+        Some(api) => Some(Stack {
+            openhim_api_url: api,
+            openhim_router_url: var("STACK_OPENHIM_ROUTER_URL").expect("STACK_OPENHIM_ROUTER_URL"),
+            ca_bundle: var("STACK_CA_BUNDLE").expect("STACK_CA_BUNDLE"),
+            openhim_core_dir: var("STACK_OPENHIM_CORE_DIR").expect("STACK_OPENHIM_CORE_DIR"),
+            mongo_url_base: var("STACK_MONGO_URL_BASE").expect("STACK_MONGO_URL_BASE"),
+            script: var("STACK_SCRIPT").expect("STACK_SCRIPT"),
+        }),
+        None if var("SKIP_STACK_TESTS").as_deref() == Some("1") => {
+            eprintln!("SKIP_STACK_TESTS=1: real-stack test not run");
+            None
+        }
+        None => panic!(
+            "the real local stack is not running: run `scripts/test.sh` (or `scripts/stack.sh up` and \
+             `source \"$(scripts/stack.sh env-file)\"`), or set SKIP_STACK_TESTS=1 to skip real-stack tests"
+        ),
+    }
+}
