@@ -98,7 +98,7 @@ async fn serve(settings: Settings) -> ExitCode {
 }
 
 async fn register(settings: Settings, install_channels: bool) -> ExitCode {
-    let registration = match Registration::from_settings(&settings) {
+    let registration = match Registration::from_settings(&settings, settings.server.port) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cht-fhir-mediator: {e}");

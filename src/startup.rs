@@ -24,10 +24,10 @@ pub struct Application {
 impl Application {
     /// Validates the registration document, builds the clients and binds the port.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let registration = Registration::from_settings(&settings)?;
         let address = (settings.server.host, settings.server.port);
         let listener =
             TcpListener::bind(address).await.with_context(|| format!("binding {}:{}", address.0, address.1))?;
+        let registration = Registration::from_settings(&settings, listener.local_addr()?.port())?;
         let settings = Arc::new(settings);
         let state = AppState::new(settings.clone(), &registration.urn)?;
         let lifecycle = if settings.openhim.register {
@@ -73,7 +73,9 @@ impl Application {
         let app = routes::router(self.state);
         let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
         if let Some(task) = background {
+            // Wait for the abort to land, so no heartbeat or re-registration outlives the server.
             task.abort();
+            let _ = task.await;
         }
         tracing::info!("stopped");
         Ok(served?)

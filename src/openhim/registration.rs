@@ -25,13 +25,13 @@ pub struct Registration {
 pub struct RegistrationError(pub Vec<String>);
 
 impl Registration {
-    /// The shipped document with routes pointing at `MEDIATOR_ROUTE_HOST`/`PORT` and `config`
-    /// defaults from the settings; validated.
-    pub fn from_settings(settings: &Settings) -> Result<Self, RegistrationError> {
+    /// The shipped document with routes pointing at `MEDIATOR_ROUTE_HOST` and
+    /// `MEDIATOR_ROUTE_PORT` (else `bound_port`), and `config` defaults from the settings; validated.
+    pub fn from_settings(settings: &Settings, bound_port: u16) -> Result<Self, RegistrationError> {
         let mut document: Value = serde_json::from_str(MEDIATOR_JSON)
             .map_err(|e| RegistrationError(vec![format!("mediator.json is not JSON: {e}")]))?;
         let host = Value::from(settings.openhim.route_host.clone());
-        let port = Value::from(settings.openhim.route_port);
+        let port = Value::from(settings.openhim.route_port.unwrap_or(bound_port));
         for route in routes_mut(&mut document) {
             route.insert("host".into(), host.clone());
             route.insert("port".into(), port.clone());
@@ -239,14 +239,14 @@ mod tests {
 
     #[test]
     fn shipped_document_is_valid_and_versioned_like_the_crate() {
-        let reg = Registration::from_settings(&settings()).unwrap();
+        let reg = Registration::from_settings(&settings(), 6000).unwrap();
         assert_eq!(reg.urn, "urn:mediator:cht-fhir-mediator");
         assert_eq!(reg.version, env!("CARGO_PKG_VERSION"));
     }
 
     #[test]
     fn routes_point_at_the_configured_host_and_port() {
-        let reg = Registration::from_settings(&settings()).unwrap();
+        let reg = Registration::from_settings(&settings(), 6000).unwrap();
         let doc = &reg.document;
         assert_eq!(doc["endpoints"][0]["host"], "mediator");
         assert_eq!(doc["endpoints"][0]["port"], 7000);
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn default_channels_cover_both_sides() {
-        let reg = Registration::from_settings(&settings()).unwrap();
+        let reg = Registration::from_settings(&settings(), 6000).unwrap();
         let pattern = |name: &str| {
             reg.document["defaultChannelConfig"]
                 .as_array()
@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn config_defs_are_exactly_the_console_parameters() {
-        let reg = Registration::from_settings(&settings()).unwrap();
+        let reg = Registration::from_settings(&settings(), 6000).unwrap();
         let defs = reg.document["configDefs"].as_array().unwrap();
         let mut declared: Vec<(&str, &str)> =
             defs.iter().map(|d| (d["param"].as_str().unwrap(), d["type"].as_str().unwrap())).collect();

@@ -72,8 +72,8 @@ pub struct OpenhimSettings {
     pub apply_console_config: bool,
     /// `MEDIATOR_ROUTE_HOST`: host OpenHIM uses to reach this mediator (routes in the registration).
     pub route_host: String,
-    /// `MEDIATOR_ROUTE_PORT`: port OpenHIM uses to reach this mediator.
-    pub route_port: u16,
+    /// `MEDIATOR_ROUTE_PORT`: port OpenHIM uses to reach this mediator; unset = the bound port.
+    pub route_port: Option<u16>,
 }
 
 /// OpenHIM API authentication scheme.
@@ -144,7 +144,7 @@ impl Settings {
             retry_max: source.millis("OPENHIM_RETRY_MAX_MS")?,
             apply_console_config: source.parse("OPENHIM_APPLY_CONSOLE_CONFIG")?,
             route_host: source.parse("MEDIATOR_ROUTE_HOST")?,
-            route_port: source.parse("MEDIATOR_ROUTE_PORT")?,
+            route_port: source.parse_opt("MEDIATOR_ROUTE_PORT")?,
         };
         if openhim.register && openhim.password.is_none() {
             return Err(SettingsError::Missing { name: "OPENHIM_PASSWORD".into() });

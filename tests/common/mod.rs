@@ -16,6 +16,7 @@ pub struct TestApp {
     pub state: AppState,
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestApp {
@@ -27,6 +28,14 @@ impl TestApp {
     pub fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+    }
+
+    /// Stops and waits until the server and its OpenHIM heartbeat task are gone.
+    pub async fn shutdown(mut self) {
+        self.stop();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
     }
 }
@@ -57,7 +66,7 @@ pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
     let port = app.port();
     let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
+    let task = tokio::spawn(app.run_until(async move {
         let _ = rx.await;
     }));
     TestApp {
@@ -66,6 +75,7 @@ pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
         state,
         http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
         shutdown: Some(tx),
+        task: Some(task),
     }
 }
 

@@ -1,0 +1,389 @@
+//! Contract tests against a REAL OpenHIM core 4.0.5 (scripts/stack.sh): registration, heartbeats,
+//! live console config, channel installation, routing through port 5001 with stored
+//! orchestrations, and registration once a core that was down comes up.
+//!
+//! The tests share one core and one mediator urn, so they run one at a time and each starts from
+//! a core without this mediator or its channels.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cht_fhir_mediator::metrics::Metrics;
+use cht_fhir_mediator::openhim::client::{OpenhimClient, encode_segment};
+use common::{Stack, TestApp, eventually, spawn_app, stack};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha512};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const URN: &str = "urn:mediator:cht-fhir-mediator";
+const CHANNELS: [&str; 3] = ["CHT inbound", "FHIR requests to CHT", "Reference mediator paths"];
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn admin(stack: &Stack, api_url: &str) -> OpenhimClient {
+    let settings = common::settings(&[
+        ("OPENHIM_API_URL", api_url),
+        ("OPENHIM_PASSWORD", "openhim-password"),
+        ("OPENHIM_AUTH", "token"),
+        ("TLS_CA_BUNDLE", &stack.ca_bundle),
+    ]);
+    let http =
+        cht_fhir_mediator::upstream::build_client(settings.tls_ca_bundle.as_deref(), Duration::from_secs(5)).unwrap();
+    OpenhimClient::new(&settings.openhim, http, Arc::new(Metrics::new()))
+}
+
+/// Removes this mediator and its channels so each test starts clean.
+async fn reset(admin: &OpenhimClient) {
+    let path = format!("/mediators/{}", encode_segment(URN));
+    admin.request(Method::DELETE, &path, None).await.unwrap();
+    let channels = admin.get_json("/channels").await.unwrap();
+    for channel in channels.as_array().unwrap() {
+        // Channels with transactions are only marked deleted by the core; skip those.
+        if CHANNELS.contains(&channel["name"].as_str().unwrap_or_default()) && channel["status"] != "deleted" {
+            let id = channel["_id"].as_str().unwrap();
+            admin.request(Method::DELETE, &format!("/channels/{id}"), None).await.unwrap();
+        }
+    }
+}
+
+async fn mediator_record(admin: &OpenhimClient) -> Option<Value> {
+    let all = admin.get_json("/mediators").await.ok()?;
+    all.as_array()?.iter().find(|m| m["urn"] == URN).cloned()
+}
+
+async fn registered_app(stack: &Stack, extra: &[(&str, &str)]) -> TestApp {
+    let mut env = vec![
+        ("OPENHIM_API_URL", stack.openhim_api_url.as_str()),
+        ("OPENHIM_PASSWORD", "openhim-password"),
+        ("OPENHIM_REGISTER", "true"),
+        ("OPENHIM_HEARTBEAT_INTERVAL_MS", "500"),
+        ("OPENHIM_RETRY_MAX_MS", "1000"),
+        ("TLS_CA_BUNDLE", stack.ca_bundle.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    spawn_app(&env).await
+}
+
+async fn wait_registered(app: &TestApp) {
+    eventually(Duration::from_secs(20), "registration", || async { app.state.openhim.get().registered.then_some(()) })
+        .await;
+}
+
+#[tokio::test]
+async fn registration_appears_in_openhim_with_the_documented_fields() {
+    let Some(stack) = stack() else { return };
+    let _serial = SERIAL.lock().await;
+    let admin = admin(&stack, &stack.openhim_api_url);
+    reset(&admin).await;
+    let app = registered_app(&stack, &[("FHIR_URL", "http://fhir.test:8090")]).await;
+    let record =
+        eventually(Duration::from_secs(20), "the mediator in GET /mediators", || mediator_record(&admin)).await;
+    assert_eq!(record["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(record["name"], "CHT FHIR Mediator");
+    assert_eq!(record["endpoints"][0]["host"], "127.0.0.1");
+    assert_eq!(record["endpoints"][0]["port"], app.port);
+    let channels: Vec<&str> =
+        record["defaultChannelConfig"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(channels, CHANNELS);
+    let cht = &record["defaultChannelConfig"][0];
+    assert_eq!(cht["urlPattern"], "^/mediator/cht/.*$");
+    assert_eq!(cht["routes"][0]["pathTransform"], "s/\\/mediator//");
+    let params: Vec<&str> =
+        record["configDefs"].as_array().unwrap().iter().map(|d| d["param"].as_str().unwrap()).collect();
+    assert!(params.contains(&"fhirUrl") && params.contains(&"chtPassword"), "{params:?}");
+    let password_def = record["configDefs"].as_array().unwrap().iter().find(|d| d["param"] == "chtPassword").unwrap();
+    assert_eq!(password_def["type"], "password");
+    assert_eq!(record["config"]["fhirUrl"], "http://fhir.test:8090", "defaults come from the settings");
+    assert_eq!(record["config"]["fhirPassword"], "", "credentials are not copied into OpenHIM");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn heartbeats_advance_last_heartbeat() {
+    let Some(stack) = stack() else { return };
+    let _serial = SERIAL.lock().await;
+    let admin = admin(&stack, &stack.openhim_api_url);
+    reset(&admin).await;
+    let app = registered_app(&stack, &[]).await;
+    let first = eventually(Duration::from_secs(20), "a first heartbeat", || async {
+        mediator_record(&admin).await.and_then(|m| m["_lastHeartbeat"].as_str().map(str::to_owned))
+    })
+    .await;
+    let later = eventually(Duration::from_secs(10), "a later heartbeat", || async {
+        let now = mediator_record(&admin).await?["_lastHeartbeat"].as_str()?.to_owned();
+        (now > first).then_some(now)
+    })
+    .await;
+    assert!(later > first);
+    let record = mediator_record(&admin).await.unwrap();
+    assert!(record["_uptime"].as_f64().unwrap() >= 0.0);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn console_config_is_applied_within_one_heartbeat() {
+    let Some(stack) = stack() else { return };
+    let _serial = SERIAL.lock().await;
+    let admin = admin(&stack, &stack.openhim_api_url);
+    reset(&admin).await;
+    let fhir = MockServer::start().await;
+    Mock::given(method("GET")).and(path("/metadata")).respond_with(ResponseTemplate::new(200)).mount(&fhir).await;
+    let cht = MockServer::start().await;
+    Mock::given(method("GET")).and(path("/api/info")).respond_with(ResponseTemplate::new(200)).mount(&cht).await;
+    // Upstreams the mediator cannot reach: not ready.
+    let app = registered_app(&stack, &[("FHIR_URL", "http://127.0.0.1:9"), ("CHT_URL", "http://127.0.0.1:9")]).await;
+    wait_registered(&app).await;
+    assert_eq!(app.http.get(app.url("/health/ready")).send().await.unwrap().status(), 503);
+
+    // The admin points both upstreams at live servers in the console.
+    let mut config = mediator_record(&admin).await.unwrap()["config"].clone();
+    config["fhirUrl"] = json!(fhir.uri());
+    config["chtUrl"] = json!(cht.uri());
+    config["chtTimeoutMs"] = json!(2500);
+    let path = format!("/mediators/{}/config", encode_segment(URN));
+    let response = admin.request(Method::PUT, &path, Some(&config)).await.unwrap();
+    assert!(response.status.is_success(), "PUT config: {}", response.status);
+    let applied_within = std::time::Instant::now();
+    eventually(Duration::from_secs(3), "readiness after the console change", || async {
+        (app.http.get(app.url("/health/ready")).send().await.ok()?.status() == 200).then_some(())
+    })
+    .await;
+    // Heartbeat interval is 500 ms: one heartbeat plus a readiness probe round.
+    assert!(applied_within.elapsed() < Duration::from_millis(2500), "{:?}", applied_within.elapsed());
+    let live = app.state.live.current();
+    assert_eq!(live.cht.timeout, Duration::from_millis(2500));
+    let status: Value = app.http.get(app.url("/")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(status["config"]["origin"], "console");
+
+    // A config that would break the mediator is refused whole; the working one stays.
+    config["fhirUrl"] = json!("not a url");
+    admin.request(Method::PUT, &path, Some(&config)).await.unwrap();
+    let error =
+        eventually(Duration::from_secs(3), "the refusal", || async { app.state.live.status().last_error }).await;
+    assert!(error.contains("fhirUrl"), "{error}");
+    assert_eq!(app.state.live.current().fhir.url.as_str(), format!("{}/", fhir.uri()));
+    assert_eq!(app.http.get(app.url("/health/ready")).send().await.unwrap().status(), 200);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn register_command_installs_the_default_channels() {
+    let Some(stack) = stack() else { return };
+    let _serial = SERIAL.lock().await;
+    let admin = admin(&stack, &stack.openhim_api_url);
+    reset(&admin).await;
+    let run = |api: &str| {
+        Command::new(env!("CARGO_BIN_EXE_cht-fhir-mediator"))
+            .args(["register", "--install-channels"])
+            .env("OPENHIM_API_URL", api)
+            .env("OPENHIM_PASSWORD", "openhim-password")
+            .env("TLS_CA_BUNDLE", &stack.ca_bundle)
+            .env("MEDIATOR_ROUTE_HOST", "127.0.0.1")
+            .env("MEDIATOR_ROUTE_PORT", "6543")
+            .output()
+            .unwrap()
+    };
+    let out = run(&stack.openhim_api_url);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("default channels installed"));
+    let channels = admin.get_json("/channels").await.unwrap();
+    let channels =
+        Value::Array(channels.as_array().unwrap().iter().filter(|c| c["status"] != "deleted").cloned().collect());
+    for name in CHANNELS {
+        let channel = channels
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("channel {name} missing"));
+        assert_eq!(channel["routes"][0]["port"], 6543);
+        assert_eq!(channel["routes"][0]["host"], "127.0.0.1");
+        assert!(channel["urlPattern"].as_str().unwrap().starts_with("^/mediator/"));
+    }
+    let fhir_channel = channels.as_array().unwrap().iter().find(|c| c["name"] == "FHIR requests to CHT").unwrap();
+    assert_eq!(fhir_channel["autoRetryEnabled"], true);
+
+    // Scripts can trust the exit codes: 1 when OpenHIM cannot be reached, 2 for bad settings.
+    assert_eq!(run("https://127.0.0.1:9").status.code(), Some(1));
+    let bad = Command::new(env!("CARGO_BIN_EXE_cht-fhir-mediator"))
+        .arg("register")
+        .env("OPENHIM_API_URL", "nope")
+        .env("OPENHIM_PASSWORD", "x")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("OPENHIM_API_URL"));
+}
+
+/// An OpenHIM client allowed on the mediator's channels (role `cht`), created once per core.
+async fn channel_client(admin: &OpenhimClient) -> (&'static str, &'static str) {
+    let (id, password, salt) = ("test-cht-client", "test-cht-password", "4d1c0f2e");
+    let hash = hex::encode(Sha512::digest(format!("{password}{salt}").as_bytes()));
+    let body = json!({"clientID": id, "name": "Test CHT", "roles": ["cht"], "passwordAlgorithm": "sha512", "passwordSalt": salt, "passwordHash": hash});
+    let existing = admin.get_json("/clients").await.unwrap();
+    if !existing.as_array().unwrap().iter().any(|c| c["clientID"] == id) {
+        let r = admin.request(Method::POST, "/clients", Some(&body)).await.unwrap();
+        assert!(r.status.is_success(), "create client: {}", r.status);
+    }
+    (id, password)
+}
+
+async fn transaction_for(admin: &OpenhimClient, path: &str, marker: &str) -> Option<Value> {
+    let list = admin.get_json("/transactions?filterPage=0&filterLimit=50&filterRepresentation=full").await.ok()?;
+    list.as_array()?
+        .iter()
+        .find(|t| t["request"]["path"] == path && t["request"]["body"].as_str().is_some_and(|b| b.contains(marker)))
+        .cloned()
+}
+
+#[tokio::test]
+async fn requests_through_the_router_are_stored_with_the_mediators_orchestrations_and_status() {
+    let Some(stack) = stack() else { return };
+    let _serial = SERIAL.lock().await;
+    let admin = admin(&stack, &stack.openhim_api_url);
+    reset(&admin).await;
+    let fhir = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/Patient/router-ok"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"resourceType": "Patient", "id": "router-ok"})))
+        .mount(&fhir)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/Patient/router-fail"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&fhir)
+        .await;
+    let app = registered_app(&stack, &[("FHIR_URL", &fhir.uri()), ("OPENHIM_INSTALL_CHANNELS", "true")]).await;
+    eventually(Duration::from_secs(20), "channels installed", || async {
+        app.state.openhim.get().channels_installed.then_some(())
+    })
+    .await;
+    let (client_id, password) = channel_client(&admin).await;
+    let http = reqwest::Client::new();
+    let send = |id: &str| {
+        http.post(format!("{}/mediator/patient", stack.openhim_router_url))
+            .basic_auth(client_id, Some(password))
+            .json(&json!({"resourceType": "Patient", "id": id}))
+            .send()
+    };
+
+    let ok = eventually(Duration::from_secs(10), "the channel to route", || async {
+        let r = send("router-ok").await.ok()?;
+        (r.status() != 404).then_some(r)
+    })
+    .await;
+    assert_eq!(ok.status(), 201);
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["id"], "router-ok", "OpenHIM returns the mediator's response body, not the envelope");
+    let tx = eventually(Duration::from_secs(10), "the stored transaction", || {
+        transaction_for(&admin, "/mediator/patient", "router-ok")
+    })
+    .await;
+    assert_eq!(tx["status"], "Successful");
+    assert_eq!(tx["response"]["status"], 201);
+    // The core appends its own record of the route call (named after the route; its path shows
+    // the pathTransform at work); the rest are exactly the mediator's.
+    let (core, mediator): (Vec<&Value>, Vec<&Value>) =
+        tx["orchestrations"].as_array().unwrap().iter().partition(|o| o["name"] == "CHT FHIR Mediator");
+    assert_eq!(core.len(), 1, "{tx}");
+    assert_eq!(core[0]["request"]["path"], "/patient");
+    assert_eq!(mediator.len(), 1, "{tx}");
+    assert_eq!(mediator[0]["name"], "FHIR PUT Patient/router-ok");
+    assert_eq!(mediator[0]["request"]["path"], "/Patient/router-ok");
+    assert_eq!(mediator[0]["response"]["status"], 201);
+    let tx_id = tx["_id"].as_str().unwrap();
+    assert_eq!(
+        fhir.received_requests().await.unwrap()[0].headers["x-openhim-transactionid"],
+        tx_id,
+        "transaction id forwarded"
+    );
+
+    let failed = send("router-fail").await.unwrap();
+    assert_eq!(failed.status(), 502);
+    let tx = eventually(Duration::from_secs(10), "the failed transaction", || {
+        transaction_for(&admin, "/mediator/patient", "router-fail")
+    })
+    .await;
+    assert_eq!(tx["status"], "Failed", "an upstream failure is never stored as a success");
+    let fhir_call =
+        tx["orchestrations"].as_array().unwrap().iter().find(|o| o["name"] == "FHIR PUT Patient/router-fail").unwrap();
+    assert_eq!(fhir_call["response"]["status"], 500);
+    app.shutdown().await;
+}
+
+/// A second, independent core (own ports and database) this test starts and stops itself.
+struct LateCore {
+    pid: u32,
+    _child: std::process::Child,
+}
+
+impl Drop for LateCore {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.pid)]).status();
+    }
+}
+
+fn start_late_core(stack: &Stack, api_port: u16) -> LateCore {
+    use std::os::unix::process::CommandExt;
+    let db = format!("openhim_late_{}", std::process::id());
+    let config = Command::new(&stack.script)
+        .args([
+            "openhim-config",
+            "--api-port",
+            &api_port.to_string(),
+            "--router-http-port",
+            "15101",
+            "--router-https-port",
+            "15100",
+            "--db",
+            &db,
+        ])
+        .output()
+        .unwrap();
+    assert!(config.status.success(), "{}", String::from_utf8_lossy(&config.stderr));
+    let file = std::env::temp_dir().join(format!("{db}.json"));
+    std::fs::write(&file, &config.stdout).unwrap();
+    let log = std::fs::File::create(std::env::temp_dir().join(format!("{db}.log"))).unwrap();
+    let child = Command::new("node")
+        .arg("lib/server.js")
+        .arg(format!("--conf={}", file.display()))
+        .current_dir(&stack.openhim_core_dir)
+        // The core reads config from environment variables named like its settings.
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("HOME", std::env::var("HOME").unwrap())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    LateCore { pid: child.id(), _child: child }
+}
+
+#[tokio::test]
+async fn a_mediator_started_while_openhim_is_down_registers_once_it_comes_up() {
+    let Some(stack) = stack() else { return };
+    let api_port = 18080;
+    let api_url = format!("https://127.0.0.1:{api_port}");
+    let app = registered_app(&stack, &[("OPENHIM_API_URL", &api_url)]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = app.state.openhim.get();
+    assert!(!status.registered);
+    assert!(status.last_error.unwrap().contains("could not be reached"));
+    assert_eq!(
+        app.http.get(app.url("/health/live")).send().await.unwrap().status(),
+        200,
+        "serves while OpenHIM is down"
+    );
+
+    let _core = start_late_core(&stack, api_port);
+    wait_registered(&app).await;
+    let late_admin = admin(&stack, &api_url);
+    let record =
+        eventually(Duration::from_secs(10), "the record on the late core", || mediator_record(&late_admin)).await;
+    assert_eq!(record["version"], env!("CARGO_PKG_VERSION"));
+}
