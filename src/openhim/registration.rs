@@ -258,6 +258,15 @@ mod tests {
     }
 
     #[test]
+    fn routes_default_to_the_bound_port() {
+        let env = [("OPENHIM_PASSWORD", "x")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let settings = Settings::from_source(Source::load_with_env(None, env).unwrap()).unwrap();
+        let reg = Registration::from_settings(&settings, 41234).unwrap();
+        assert_eq!(reg.document["endpoints"][0]["port"], 41234);
+        assert_eq!(reg.document["defaultChannelConfig"][1]["routes"][0]["port"], 41234);
+    }
+
+    #[test]
     fn default_channels_cover_both_sides() {
         let reg = Registration::from_settings(&settings(), 6000).unwrap();
         let pattern = |name: &str| {
