@@ -31,6 +31,32 @@ impl Match for ValidToken {
     }
 }
 
+const HEARTBEAT: &str = "/mediators/urn%3Amediator%3Acht-fhir-mediator/heartbeat";
+
+/// Mounts a core answering `/mediators` with `registration` and heartbeats with `heartbeat`;
+/// mocks mounted earlier take precedence, so a test can add first answers before calling this.
+async fn mount_core(server: &MockServer, registration: u16, heartbeat: u16) {
+    Mock::given(method("POST"))
+        .and(path("/mediators"))
+        .respond_with(ResponseTemplate::new(registration))
+        .mount(server)
+        .await;
+    Mock::given(method("POST")).and(path(HEARTBEAT)).respond_with(ResponseTemplate::new(heartbeat)).mount(server).await;
+}
+
+/// A mediator registering with the wiremock core, plus `extra` settings.
+async fn spawn_registering(server: &MockServer, extra: &[(&str, &str)]) -> common::TestApp {
+    let uri = server.uri();
+    let mut env = vec![("OPENHIM_API_URL", uri.as_str()), ("OPENHIM_PASSWORD", PASSWORD), ("OPENHIM_REGISTER", "true")];
+    env.extend_from_slice(extra);
+    common::spawn_app(&env).await
+}
+
+/// Requests the wiremock core received on `path`.
+async fn received(server: &MockServer, path: &str) -> Vec<Request> {
+    server.received_requests().await.unwrap_or_default().into_iter().filter(|r| r.url.path() == path).collect()
+}
+
 fn client(server: &MockServer, scheme: &str) -> OpenhimClient {
     let settings = common::settings(&[
         ("OPENHIM_API_URL", &server.uri()),
@@ -123,7 +149,7 @@ async fn unknown_user_is_reported_clearly() {
 #[tokio::test]
 async fn heartbeat_answers_are_read_as_openhim_sends_them() {
     let server = MockServer::start().await;
-    let hb = "/mediators/urn%3Amediator%3Acht-fhir-mediator/heartbeat";
+    let hb = HEARTBEAT;
     let client = client(&server, "basic");
     let urn = "urn:mediator:cht-fhir-mediator";
     for (answer, expected) in [
@@ -149,28 +175,11 @@ async fn heartbeat_answers_are_read_as_openhim_sends_them() {
 #[tokio::test]
 async fn heartbeat_body_has_uptime_and_asks_for_config_first() {
     let server = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/mediators")).respond_with(ResponseTemplate::new(201)).mount(&server).await;
-    Mock::given(method("POST"))
-        .and(path("/mediators/urn%3Amediator%3Acht-fhir-mediator/heartbeat"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    let _app = common::spawn_app(&[
-        ("OPENHIM_API_URL", &server.uri()),
-        ("OPENHIM_PASSWORD", PASSWORD),
-        ("OPENHIM_REGISTER", "true"),
-        ("OPENHIM_HEARTBEAT_INTERVAL_MS", "100"),
-    ])
-    .await;
+    mount_core(&server, 201, 200).await;
+    let _app = spawn_registering(&server, &[("OPENHIM_HEARTBEAT_INTERVAL_MS", "100")]).await;
     let beats = common::eventually(Duration::from_secs(5), "three heartbeats", || async {
-        let beats: Vec<serde_json::Value> = server
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| r.url.path().ends_with("/heartbeat"))
-            .map(|r| serde_json::from_slice(&r.body).unwrap())
-            .collect();
+        let beats: Vec<serde_json::Value> =
+            received(&server, HEARTBEAT).await.iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
         (beats.len() >= 3).then_some(beats)
     })
     .await;
@@ -182,38 +191,19 @@ async fn heartbeat_body_has_uptime_and_asks_for_config_first() {
 #[tokio::test]
 async fn a_404_heartbeat_triggers_registration_again() {
     let server = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/mediators")).respond_with(ResponseTemplate::new(201)).mount(&server).await;
     Mock::given(method("POST"))
-        .and(path("/mediators/urn%3Amediator%3Acht-fhir-mediator/heartbeat"))
+        .and(path(HEARTBEAT))
         .respond_with(ResponseTemplate::new(404))
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/mediators/urn%3Amediator%3Acht-fhir-mediator/heartbeat"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    let app = common::spawn_app(&[
-        ("OPENHIM_API_URL", &server.uri()),
-        ("OPENHIM_PASSWORD", PASSWORD),
-        ("OPENHIM_REGISTER", "true"),
-        ("OPENHIM_HEARTBEAT_INTERVAL_MS", "100"),
-    ])
-    .await;
+    mount_core(&server, 201, 200).await;
+    let app = spawn_registering(&server, &[("OPENHIM_HEARTBEAT_INTERVAL_MS", "100")]).await;
     common::eventually(Duration::from_secs(5), "a second registration", || async {
-        let registrations = server
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| r.url.path() == "/mediators")
-            .count();
-        (registrations >= 2).then_some(())
+        (received(&server, "/mediators").await.len() >= 2).then_some(())
     })
     .await;
-    let status = app.state.openhim.get();
-    assert!(status.registered);
+    assert!(app.state.openhim.get().registered);
 }
 
 #[tokio::test]
@@ -225,28 +215,13 @@ async fn registration_retries_with_backoff_while_openhim_fails() {
         .up_to_n_times(2)
         .mount(&server)
         .await;
-    Mock::given(method("POST")).and(path("/mediators")).respond_with(ResponseTemplate::new(201)).mount(&server).await;
-    Mock::given(method("POST"))
-        .and(path("/mediators/urn%3Amediator%3Acht-fhir-mediator/heartbeat"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
-    let app = common::spawn_app(&[
-        ("OPENHIM_API_URL", &server.uri()),
-        ("OPENHIM_PASSWORD", PASSWORD),
-        ("OPENHIM_REGISTER", "true"),
-        ("OPENHIM_RETRY_MAX_MS", "1500"),
-    ])
-    .await;
+    mount_core(&server, 201, 200).await;
+    let app = spawn_registering(&server, &[("OPENHIM_RETRY_MAX_MS", "1500")]).await;
     // the service answers while registration is still being retried
     assert_eq!(app.http.get(app.url("/health/live")).send().await.unwrap().status(), 200);
-    let status = common::eventually(Duration::from_secs(10), "registration after two failures", || async {
-        let s = app.state.openhim.get();
-        s.registered.then_some(s)
+    common::eventually(Duration::from_secs(10), "registration after two failures", || async {
+        app.state.openhim.get().registered.then_some(())
     })
     .await;
-    assert!(status.last_heartbeat.is_some() || status.registered);
-    let attempts: Vec<_> =
-        server.received_requests().await.unwrap().into_iter().filter(|r| r.url.path() == "/mediators").collect();
-    assert_eq!(attempts.len(), 3);
+    assert_eq!(received(&server, "/mediators").await.len(), 3);
 }
