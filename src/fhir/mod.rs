@@ -1,5 +1,9 @@
-//! The FHIR side: the FHIR server client and the error resource. The typed model (fhirbolt)
-//! joins here, isolated behind small non-generic functions, with the inbound work.
+//! The FHIR side: the FHIR server client, the profiles the mediator's output is checked against,
+//! the typed model (fhirbolt, isolated in [`model`] behind small non-generic functions) and the
+//! error resource.
 
 pub mod client;
+pub mod model;
 pub mod operation_outcome;
+pub mod profiles;
+pub mod validate;

@@ -1,0 +1,207 @@
+//! CHT person → FHIR Patient.
+//!
+//! Accepts the cht-docs short form `{"doc": {_id, name, phone, date_of_birth, sex, patient_id}}`
+//! and a whole (hydrated or minified) person doc, `{"doc": <doc>}` or the doc itself, with
+//! `type: person` or `type: contact` + `contact_type`. Optional fields that are missing are
+//! omitted, never invented. Design decisions (see fhir-profiles/README.md):
+//! - identifiers: `_id` ("CHT Document ID") and `patient_id` ("CHT Patient ID"), systems from settings;
+//! - name: `text` = the CHT name; `family` = its last word, `given` = the words before it;
+//! - an approximate birth date (`date_of_birth_method: approx`) keeps its date and is marked with
+//!   the `birth-date-approximate` extension on `_birthDate`;
+//! - the parent lineage: one `cht-lineage` extension per ancestor place (its `_id`), closest first.
+
+use serde_json::{Map, Value, json};
+
+use super::ConversionError;
+use super::ids::resource_id;
+use crate::fhir::profiles::{BIRTH_DATE_APPROXIMATE, LINEAGE, PATIENT};
+use crate::settings::IdentifierSystems;
+
+/// Lineages deeper than this are cut (CHT hierarchies are a handful of levels; a cycle must not loop).
+const MAX_LINEAGE: usize = 16;
+
+/// The person doc inside a payload: `payload.doc`, or the payload itself when it is a doc.
+pub fn person_doc(payload: &Value) -> Result<&Map<String, Value>, ConversionError> {
+    match payload.get("doc") {
+        Some(Value::Object(doc)) => Ok(doc),
+        Some(_) => Err(ConversionError::at("doc", "must be a CHT person document (an object)")),
+        None => payload
+            .as_object()
+            .filter(|o| o.contains_key("_id"))
+            .ok_or_else(|| ConversionError::at("doc", "is required: {\"doc\": {\"_id\": ..., \"name\": ...}}")),
+    }
+}
+
+/// Converts a CHT person payload to a Patient.
+pub fn person_to_patient(payload: &Value, systems: &IdentifierSystems) -> Result<Value, ConversionError> {
+    let doc = person_doc(payload)?;
+    let text = |key: &str| doc.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let id = text("_id").ok_or_else(|| ConversionError::at("doc._id", "is required"))?;
+    match (text("type"), text("contact_type")) {
+        (None | Some("person"), _) | (Some("contact"), Some(_)) => {}
+        (Some(other), _) => {
+            return Err(ConversionError::at(
+                "doc.type",
+                format!("{other:?} is not a person (type person, or contact with a contact_type)"),
+            ));
+        }
+    }
+    let name = text("name").ok_or_else(|| ConversionError::at("doc.name", "is required"))?;
+
+    let mut identifiers = vec![identifier("official", "CHT Document ID", &systems.document_id, id)];
+    if let Some(short) = text("patient_id") {
+        identifiers.push(identifier("usual", "CHT Patient ID", &systems.patient_id, short));
+    }
+    let mut patient = json!({
+        "resourceType": "Patient",
+        "id": resource_id(id),
+        "meta": { "profile": [PATIENT] },
+        "identifier": identifiers,
+        "active": true,
+        "name": [human_name(name)],
+    });
+    let telecom: Vec<Value> = ["phone", "phone_alternate"]
+        .iter()
+        .filter_map(|key| text(key))
+        .enumerate()
+        .map(|(i, phone)| {
+            if i == 0 {
+                json!({"system": "phone", "value": phone, "use": "mobile"})
+            } else {
+                json!({"system": "phone", "value": phone})
+            }
+        })
+        .collect();
+    if !telecom.is_empty() {
+        patient["telecom"] = json!(telecom);
+    }
+    if let Some(sex) = text("sex") {
+        patient["gender"] = json!(gender(sex));
+    }
+    if let Some(dob) = text("date_of_birth") {
+        patient["birthDate"] = json!(date("doc.date_of_birth", dob)?);
+        if text("date_of_birth_method") == Some("approx") {
+            patient["_birthDate"] = json!({"extension": [{"url": BIRTH_DATE_APPROXIMATE, "valueBoolean": true}]});
+        }
+    }
+    if let Some(died) = text("date_of_death") {
+        patient["deceasedDateTime"] = json!(date("doc.date_of_death", died)?);
+    }
+    let lineage = lineage(doc, &systems.document_id);
+    if !lineage.is_empty() {
+        patient["extension"] = json!(lineage);
+    }
+    Ok(patient)
+}
+
+fn identifier(use_: &str, type_text: &str, system: &str, value: &str) -> Value {
+    json!({"use": use_, "type": {"text": type_text}, "system": system, "value": value})
+}
+
+fn human_name(name: &str) -> Value {
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let mut human = json!({"use": "official", "text": name});
+    match words.as_slice() {
+        [] => {}
+        [single] => human["given"] = json!([single]),
+        [given @ .., family] => {
+            human["family"] = json!(family);
+            human["given"] = json!(given);
+        }
+    }
+    human
+}
+
+/// CHT `sex` → FHIR administrative gender; an unrecognised answer is `unknown`, not a guess.
+fn gender(sex: &str) -> &'static str {
+    match sex.to_ascii_lowercase().as_str() {
+        "male" | "m" => "male",
+        "female" | "f" => "female",
+        "other" => "other",
+        _ => "unknown",
+    }
+}
+
+/// A CHT date (`YYYY-MM-DD`, or a full ISO timestamp as some apps store it) → FHIR date.
+fn date(element: &str, raw: &str) -> Result<String, ConversionError> {
+    let day = raw.get(..10).unwrap_or(raw);
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .ok()
+        .filter(|_| raw.len() == 10 || raw[10..].starts_with('T'))
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .ok_or_else(|| ConversionError::at(element, format!("{raw:?} is not a date (YYYY-MM-DD)")))
+}
+
+/// Ancestor place ids, closest first, as `cht-lineage` extensions.
+fn lineage(doc: &Map<String, Value>, system: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut parent = doc.get("parent");
+    while let Some(Value::Object(p)) = parent {
+        let Some(id) = p.get("_id").and_then(Value::as_str).filter(|s| !s.is_empty()) else { break };
+        if out.len() == MAX_LINEAGE {
+            break;
+        }
+        out.push(json!({"url": LINEAGE, "valueIdentifier": {"system": system, "value": id}}));
+        parent = p.get("parent");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn systems() -> IdentifierSystems {
+        IdentifierSystems {
+            document_id: "https://cht.example.org/id/doc".into(),
+            patient_id: "https://cht.example.org/id/patient".into(),
+        }
+    }
+
+    #[test]
+    fn short_form_converts_and_validates() {
+        let payload = json!({"doc": {"_id": "8f1a", "name": "Amina Wanjiru Njeri", "phone": "+254700000001",
+            "date_of_birth": "1990-05-12", "sex": "female", "patient_id": "45821"}});
+        let p = person_to_patient(&payload, &systems()).unwrap();
+        assert_eq!(p["id"], "8f1a");
+        assert_eq!(
+            p["name"][0],
+            json!({"use": "official", "text": "Amina Wanjiru Njeri", "family": "Njeri", "given": ["Amina", "Wanjiru"]})
+        );
+        assert_eq!(p["identifier"][1]["value"], "45821");
+        assert_eq!(p["identifier"][1]["type"]["text"], "CHT Patient ID");
+        assert_eq!(crate::fhir::validate::validate(&p), Ok(()));
+        assert_eq!(crate::fhir::model::check_structure(&p), Ok(()));
+    }
+
+    #[test]
+    fn missing_optional_fields_are_omitted() {
+        let p = person_to_patient(&json!({"doc": {"_id": "p2", "name": "Otieno"}}), &systems()).unwrap();
+        for absent in ["gender", "birthDate", "telecom", "extension", "_birthDate"] {
+            assert!(p.get(absent).is_none(), "{absent} invented");
+        }
+        assert_eq!(p["identifier"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_person() {
+        let err = person_to_patient(&json!({"doc": {"_id": "c1", "type": "clinic", "name": "Household"}}), &systems())
+            .unwrap_err();
+        assert_eq!(err.element.as_deref(), Some("doc.type"));
+        assert!(
+            person_to_patient(
+                &json!({"doc": {"_id": "c1", "type": "contact", "contact_type": "patient", "name": "A"}}),
+                &systems()
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            person_to_patient(&json!({"doc": {"name": "A"}}), &systems()).unwrap_err().element.as_deref(),
+            Some("doc._id")
+        );
+        let bad_date =
+            person_to_patient(&json!({"doc": {"_id": "a", "name": "A", "date_of_birth": "12/05/1990"}}), &systems())
+                .unwrap_err();
+        assert_eq!(bad_date.element.as_deref(), Some("doc.date_of_birth"));
+    }
+}
