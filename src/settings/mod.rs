@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::conversions::mapping::{DEFAULT_FORMS_JSON, FormMappings};
 pub use live::{CONSOLE_PARAMS, ConsoleParam, IdentifierSystems, LiveConfig, Upstream};
 pub use source::{SettingsError, Source};
 
@@ -26,6 +27,10 @@ pub struct Settings {
     pub live: LiveConfig,
     /// TLS roots added to the system ones for every upstream (`TLS_CA_BUNDLE`).
     pub tls_ca_bundle: Option<PathBuf>,
+    /// Form mappings (`FORM_MAPPINGS_FILE`, else the built-in `mediator-config/forms.json`).
+    pub forms: std::sync::Arc<FormMappings>,
+    /// `DEAD_LETTER_DB`: path of the SQLite dead-letter store.
+    pub dead_letter_db: PathBuf,
     /// The raw values, kept so console config is merged over the environment, not over itself.
     pub source: Source,
 }
@@ -156,7 +161,15 @@ impl Settings {
             return Err(SettingsError::invalid("TLS_CA_BUNDLE", format!("{} is not a readable file", path.display())));
         }
         let live = LiveConfig::from_source(&source)?;
-        Ok(Self { server, openhim, live, tls_ca_bundle, source })
+        let forms = match source.parse_opt::<PathBuf>("FORM_MAPPINGS_FILE")? {
+            None => FormMappings::parse(DEFAULT_FORMS_JSON),
+            Some(path) => std::fs::read_to_string(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|text| FormMappings::parse(&text)),
+        }
+        .map_err(|e| SettingsError::invalid("FORM_MAPPINGS_FILE", e))?;
+        let dead_letter_db = source.parse("DEAD_LETTER_DB")?;
+        Ok(Self { server, openhim, live, tls_ca_bundle, forms: std::sync::Arc::new(forms), dead_letter_db, source })
     }
 
     /// The settings OpenHIM needs when it is not used at all (e.g. offline commands).
@@ -227,6 +240,20 @@ mod tests {
         std::fs::write(&bad, "PROT = 7100\n").unwrap();
         let err = Source::load_with_env(Some(&bad), std::iter::empty()).unwrap_err().to_string();
         assert!(err.contains("unknown setting PROT"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_form_mapping_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("forms-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("forms.json");
+        std::fs::write(
+            &file,
+            r#"{"observation_code_system": "not absolute", "form_code_system": "https://x", "forms": {}}"#,
+        )
+        .unwrap();
+        let err = load(&[("FORM_MAPPINGS_FILE", file.to_str().unwrap())]).unwrap_err().to_string();
+        assert!(err.contains("FORM_MAPPINGS_FILE") && err.contains("observation_code_system"), "{err}");
     }
 
     #[test]

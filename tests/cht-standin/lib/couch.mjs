@@ -127,6 +127,12 @@ export class Db {
   }
 
   async allDocs(params) {
+    params = { ...params };
+    for (const k of ['key', 'startkey', 'endkey']) {
+      if (params[k] !== undefined) {
+        params[k] = JSON.stringify(params[k]); // CouchDB wants JSON-encoded keys
+      }
+    }
     if (params.keys) {
       const { keys, ...rest } = params;
       return (await this.couch.request('POST', `${this.path}/_all_docs`, { body: { keys }, query: rest })).body;
