@@ -34,6 +34,9 @@ pub enum ApiError {
     /// 502: an upstream answered with an error it should not have.
     #[error("{target} answered {status}")]
     BadGateway { target: &'static str, status: u16 },
+    /// 503: something needed is not available yet (e.g. a report's patient); deliver again later.
+    #[error("{0}")]
+    ServiceUnavailable(String),
     /// 503 (unreachable) or 504 (timeout) or 502 (garbled answer): a transient upstream failure.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
@@ -59,6 +62,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(UpstreamError::Unreachable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(UpstreamError::Timeout { .. }) | Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream(UpstreamError::InvalidResponse { .. }) => StatusCode::BAD_GATEWAY,
@@ -75,7 +79,7 @@ impl ApiError {
             Self::MethodNotAllowed | Self::UnsupportedMediaType { .. } => ("not-supported", None),
             Self::PayloadTooLarge => ("too-long", None),
             Self::Timeout(_) | Self::Upstream(UpstreamError::Timeout { .. }) => ("timeout", None),
-            Self::BadGateway { .. } | Self::Upstream(_) => ("transient", None),
+            Self::BadGateway { .. } | Self::Upstream(_) | Self::ServiceUnavailable(_) => ("transient", None),
             Self::Internal(_) => ("exception", None),
         };
         OperationOutcome::error(code, self.to_string(), expression)

@@ -8,9 +8,11 @@
 pub mod cht;
 pub mod cli;
 pub mod conversions;
+pub mod deadletter;
 pub mod error;
 pub mod fhir;
 pub mod http;
+pub mod inbound;
 pub mod metrics;
 pub mod openhim;
 pub mod routes;

@@ -7,6 +7,8 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::cht::client::ChtClient;
+use crate::deadletter::DeadLetterStore;
 use crate::fhir::client::FhirClient;
 use crate::metrics::Metrics;
 use crate::settings::{LiveConfig, Settings};
@@ -111,7 +113,8 @@ pub struct AppState {
     pub started: Instant,
     pub urn: Arc<str>,
     pub fhir: FhirClient,
-    pub cht: Recorder,
+    pub cht: ChtClient,
+    pub dead_letters: DeadLetterStore,
 }
 
 impl AppState {
@@ -120,7 +123,8 @@ impl AppState {
         let metrics = Arc::new(Metrics::new());
         let ca = settings.tls_ca_bundle.as_deref();
         let fhir = FhirClient::new(Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "fhir", metrics.clone()));
-        let cht = Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "cht", metrics.clone());
+        let cht = ChtClient::new(Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "cht", metrics.clone()));
+        let dead_letters = DeadLetterStore::open(&settings.dead_letter_db)?;
         let openhim = Arc::new(OpenhimStatusHandle::default());
         openhim.update(|s| s.enabled = settings.openhim.register);
         Ok(Self {
@@ -132,6 +136,7 @@ impl AppState {
             urn: urn.into(),
             fhir,
             cht,
+            dead_letters,
         })
     }
 }

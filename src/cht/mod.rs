@@ -1,2 +1,4 @@
-//! The CHT side: the CHT API client and CHT document shapes (records API, hydrate, `_find`)
-//! arrive with the outbound work.
+//! The CHT side: the CHT API client. The records API and `_find` for look-before-write join with
+//! the outbound work.
+
+pub mod client;

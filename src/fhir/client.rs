@@ -1,14 +1,31 @@
-//! Client for the FHIR R4 server: every call recorded as an orchestration, Basic auth and the
-//! timeout from the live config, `application/fhir+json`, upstream failures kept with their
-//! status and `OperationOutcome`.
+//! Client for the FHIR R4 server: read, search (entries counted, `total` not trusted), `PUT`
+//! upsert and transaction Bundles, `application/fhir+json`, Basic auth and the timeout from the
+//! live config; every call recorded as an orchestration. Failures are sorted once, here:
+//! transient ones (5xx, 408/409/412/423/429, timeouts, unreachable) are for a retry; any other
+//! 4xx is the server refusing what was sent, kept with its status and `OperationOutcome`.
 
 use reqwest::Method;
 use secrecy::ExposeSecret;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::error::{ApiError, FHIR_JSON};
 use crate::settings::Upstream;
 use crate::upstream::{CallContext, Recorder, UpstreamResponse, join_url};
+
+/// Largest page read in one search (the mediator's searches are by identifier or by one
+/// Encounter's Observations: a handful of entries).
+const SEARCH_COUNT: &str = "1000";
+
+/// A failed FHIR call.
+#[derive(Debug, thiserror::Error)]
+pub enum FhirError {
+    /// Worth retrying later.
+    #[error(transparent)]
+    Transient(#[from] ApiError),
+    /// The server refused the request as sent.
+    #[error("the FHIR server refused the request ({status})")]
+    Rejected { status: u16, outcome: Value },
+}
 
 /// Client for one FHIR server; cheap to clone.
 #[derive(Clone)]
@@ -50,11 +67,15 @@ impl FhirClient {
             request = request.header("content-type", FHIR_JSON).body(text);
         }
         let request = request.build().map_err(|e| ApiError::Internal(e.to_string()))?;
-        let name = format!("FHIR {method} {}", path.split('?').next().unwrap_or(path));
+        let name = match path {
+            "" => format!("FHIR {method} transaction"),
+            _ => format!("FHIR {method} {}", path.split('?').next().unwrap_or(path)),
+        };
         Ok(self.recorder.send(ctx, &name, request).await?)
     }
 
-    /// `PUT [type]/[id]`: idempotent create-or-update with a client-assigned id.
+    /// `PUT [type]/[id]`: idempotent create-or-update with a client-assigned id. Returns the
+    /// server's answer; a refusal (4xx) is returned too, for the caller to report as it came.
     pub async fn upsert(
         &self,
         ctx: &CallContext,
@@ -65,19 +86,100 @@ impl FhirClient {
             return Err(ApiError::Internal("upsert of a resource without resourceType and id".into()));
         };
         let response = self.call(ctx, upstream, Method::PUT, &format!("{kind}/{id}"), Some(resource)).await?;
-        check(response)
+        match classify(&response) {
+            Ok(()) | Err(FhirError::Rejected { .. }) => Ok(response),
+            Err(FhirError::Transient(e)) => Err(e),
+        }
+    }
+
+    /// `GET [type]/[id]`; `None` when the server has no such resource (404/410).
+    pub async fn read(
+        &self,
+        ctx: &CallContext,
+        upstream: &Upstream,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<Value>, FhirError> {
+        let response = self.call(ctx, upstream, Method::GET, &format!("{kind}/{id}"), None).await?;
+        if matches!(response.status.as_u16(), 404 | 410) {
+            return Ok(None);
+        }
+        classify(&response)?;
+        json_body(&response).map(Some)
+    }
+
+    /// `GET [type]?params`: the matching resources (entries with `search.mode` match or none).
+    pub async fn search(
+        &self,
+        ctx: &CallContext,
+        upstream: &Upstream,
+        kind: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Vec<Value>, FhirError> {
+        // The serializer is not Send: finish it before awaiting.
+        let query = {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.extend_pairs(params.iter().copied()).append_pair("_count", SEARCH_COUNT);
+            query.finish()
+        };
+        let response = self.call(ctx, upstream, Method::GET, &format!("{kind}?{query}"), None).await?;
+        classify(&response)?;
+        let bundle = json_body(&response)?;
+        Ok(bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["search"]["mode"].as_str().is_none_or(|m| m == "match"))
+            .filter(|e| e["resource"]["resourceType"] == kind)
+            .map(|e| e["resource"].clone())
+            .collect())
+    }
+
+    /// `POST [base]` with a transaction Bundle: all entries or none. Returns the response Bundle.
+    pub async fn transaction(
+        &self,
+        ctx: &CallContext,
+        upstream: &Upstream,
+        bundle: &Value,
+    ) -> Result<Value, FhirError> {
+        let response = self.call(ctx, upstream, Method::POST, "", Some(bundle)).await?;
+        classify(&response)?;
+        json_body(&response)
     }
 }
 
-/// 2xx passes; a 4xx means the server refused the resource (kept, with its OperationOutcome, for
-/// the caller to report); 5xx is a transient upstream failure.
-fn check(response: UpstreamResponse) -> Result<UpstreamResponse, ApiError> {
-    let status = response.status;
-    if status.is_success() || status.is_client_error() {
-        Ok(response)
-    } else {
-        Err(ApiError::BadGateway { target: "FHIR server", status: status.as_u16() })
+/// A transaction Bundle entry writing `resource` with `PUT [type]/[id]`.
+pub fn put_entry(base: &url::Url, resource: &Value) -> Value {
+    let kind = resource["resourceType"].as_str().unwrap_or_default();
+    let id = resource["id"].as_str().unwrap_or_default();
+    let full_url = join_url(base, &format!("{kind}/{id}")).map(|u| u.to_string()).unwrap_or_default();
+    json!({"fullUrl": full_url, "resource": resource, "request": {"method": "PUT", "url": format!("{kind}/{id}")}})
+}
+
+/// A transaction Bundle entry deleting `[type]/[id]`.
+pub fn delete_entry(kind: &str, id: &str) -> Value {
+    json!({"request": {"method": "DELETE", "url": format!("{kind}/{id}")}})
+}
+
+fn classify(response: &UpstreamResponse) -> Result<(), FhirError> {
+    let status = response.status.as_u16();
+    match status {
+        200..=299 => Ok(()),
+        408 | 409 | 412 | 423 | 429 => {
+            Err(FhirError::Transient(ApiError::BadGateway { target: "FHIR server", status }))
+        }
+        400..=499 => Err(FhirError::Rejected { status, outcome: response.json().unwrap_or(Value::Null) }),
+        _ => Err(FhirError::Transient(ApiError::BadGateway { target: "FHIR server", status })),
     }
+}
+
+fn json_body(response: &UpstreamResponse) -> Result<Value, FhirError> {
+    response.json().ok_or_else(|| {
+        FhirError::Transient(ApiError::Upstream(crate::upstream::UpstreamError::InvalidResponse {
+            target: "fhir",
+            reason: format!("HTTP {} with a body that is not JSON", response.status.as_u16()),
+        }))
+    })
 }
 
 #[cfg(test)]
@@ -92,5 +194,14 @@ mod tests {
         assert!(!is_valid_id("has space"));
         assert!(!is_valid_id("under_score"));
         assert!(!is_valid_id(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn bundle_entries() {
+        let base: url::Url = "http://fhir:8080/r4".parse().unwrap();
+        let e = put_entry(&base, &json!({"resourceType": "Patient", "id": "p1"}));
+        assert_eq!(e["fullUrl"], "http://fhir:8080/r4/Patient/p1");
+        assert_eq!(e["request"], json!({"method": "PUT", "url": "Patient/p1"}));
+        assert_eq!(delete_entry("Observation", "o1")["request"]["url"], "Observation/o1");
     }
 }

@@ -1,5 +1,6 @@
 //! The router: every endpoint, behind the shared middleware (see [`crate::http::middleware`]).
 
+pub mod cht;
 pub mod compat;
 pub mod status;
 
@@ -21,6 +22,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(status::live))
         .route("/health/ready", get(status::ready))
         .route("/metrics", get(status::metrics))
+        .route("/cht/patient", post(cht::patient))
+        .route("/cht/encounter", post(cht::encounter))
         .route("/patient", post(compat::patient))
         .route("/encounter", post(compat::encounter));
     with_middleware(endpoints, state)
@@ -64,8 +67,10 @@ mod tests {
     use crate::settings::{Settings, Source};
 
     fn state() -> AppState {
+        let db = std::env::temp_dir().join(format!("routes-test-{}.sqlite3", uuid::Uuid::new_v4()));
         let env =
-            [("OPENHIM_REGISTER", "false"), ("REQUEST_TIMEOUT_MS", "100")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+            [("OPENHIM_REGISTER", "false"), ("REQUEST_TIMEOUT_MS", "100"), ("DEAD_LETTER_DB", db.to_str().unwrap())]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let settings = Settings::from_source(Source::load_with_env(None, env).unwrap()).unwrap();
         AppState::new(Arc::new(settings), "urn:mediator:test").unwrap()
     }

@@ -40,8 +40,10 @@ struct Check {
 /// Ready = config loaded and both the FHIR server and CHT answer; 503 otherwise, with the reason.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let live = state.live.current();
-    let (fhir, cht) =
-        tokio::join!(probe(state.fhir.recorder(), &live.fhir, "metadata"), probe(&state.cht, &live.cht, "api/info"),);
+    let (fhir, cht) = tokio::join!(
+        probe(state.fhir.recorder(), &live.fhir, "metadata"),
+        probe(state.cht.recorder(), &live.cht, "api/info"),
+    );
     let ok = fhir.ok && cht.ok;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({

@@ -48,10 +48,11 @@ impl Drop for TestApp {
 
 /// Settings for a test: defaults, registration off, port 0, then `overrides`.
 pub fn settings(overrides: &[(&str, &str)]) -> Settings {
-    let mut env: HashMap<String, String> = [("PORT", "0"), ("OPENHIM_REGISTER", "false"), ("LOG_LEVEL", "warn")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let dead_letters = std::env::temp_dir().join(format!("cht-fhir-mediator-test-{}.sqlite3", uuid::Uuid::new_v4()));
+    let dead_letters = dead_letters.to_str().unwrap();
+    let defaults =
+        [("PORT", "0"), ("OPENHIM_REGISTER", "false"), ("LOG_LEVEL", "warn"), ("DEAD_LETTER_DB", dead_letters)];
+    let mut env: HashMap<String, String> = defaults.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     for (k, v) in overrides {
         env.insert(k.to_string(), v.to_string());
     }

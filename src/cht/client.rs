@@ -1,0 +1,108 @@
+//! Client for a CHT instance: fetch a person when a report arrives before its patient
+//! (`GET /api/v1/hydrate`, falling back to `GET /medic/{id}` on a CHT without it), and find a
+//! person by `patient_id` short code (`POST /medic/_find`). Basic auth and the timeout from the
+//! live config; every call recorded as an orchestration. Any failure is transient for the
+//! caller: CHT retries its push, and the answer may be different then.
+
+use reqwest::Method;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::settings::Upstream;
+use crate::upstream::{CallContext, Recorder, UpstreamResponse, join_url};
+
+/// Client for one CHT instance; cheap to clone.
+#[derive(Clone)]
+pub struct ChtClient {
+    recorder: Recorder,
+}
+
+impl ChtClient {
+    pub fn new(recorder: Recorder) -> Self {
+        Self { recorder }
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    async fn call(
+        &self,
+        ctx: &CallContext,
+        upstream: &Upstream,
+        name: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<UpstreamResponse, ApiError> {
+        let url = join_url(&upstream.url, path).map_err(|e| ApiError::Internal(format!("CHT URL: {e}")))?;
+        let mut request =
+            self.recorder.client.request(method, url).timeout(upstream.timeout).header("accept", "application/json");
+        if !upstream.username.is_empty() {
+            request = request.basic_auth(&upstream.username, upstream.password.as_ref().map(|p| p.expose_secret()));
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let request = request.build().map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(self.recorder.send(ctx, name, request).await?)
+    }
+
+    /// The contact doc `id` with its lineage hydrated, or `None` if CHT has no such doc.
+    pub async fn person(&self, ctx: &CallContext, upstream: &Upstream, id: &str) -> Result<Option<Value>, ApiError> {
+        let ids = serde_json::to_string(&[id]).unwrap_or_default();
+        let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("doc_ids", &ids).finish();
+        let response = self
+            .call(ctx, upstream, "CHT hydrate contact", Method::GET, &format!("api/v1/hydrate?{query}"), None)
+            .await?;
+        if response.status.as_u16() == 404 && response.json().is_none_or(|v| v.get("error").is_none()) {
+            // No hydrate endpoint (older CHT): the plain document.
+            let path = format!("medic/{}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>());
+            let response = self.call(ctx, upstream, "CHT get contact", Method::GET, &path, None).await?;
+            return match response.status.as_u16() {
+                404 => Ok(None),
+                200..=299 => Ok(response.json()),
+                status => Err(ApiError::BadGateway { target: "CHT", status }),
+            };
+        }
+        let rows = success_json(&response)?;
+        let row = rows.as_array().and_then(|rows| rows.iter().find(|r| r["id"] == id)).cloned();
+        Ok(row.and_then(|r| r.get("doc").filter(|d| d.is_object()).cloned()))
+    }
+
+    /// The person whose `patient_id` short code is `code`, or `None`.
+    pub async fn person_by_patient_id(
+        &self,
+        ctx: &CallContext,
+        upstream: &Upstream,
+        code: &str,
+    ) -> Result<Option<Value>, ApiError> {
+        let query = json!({"selector": {"patient_id": code, "type": {"$in": ["person", "contact"]}}, "limit": 2});
+        let response = self
+            .call(ctx, upstream, "CHT find contact by patient_id", Method::POST, "medic/_find", Some(&query))
+            .await?;
+        let found = success_json(&response)?;
+        let docs = found["docs"].as_array().cloned().unwrap_or_default();
+        match docs.as_slice() {
+            [] => Ok(None),
+            [only] => self.person(ctx, upstream, only["_id"].as_str().unwrap_or_default()).await,
+            _ => {
+                tracing::warn!(patient_id_matches = docs.len(), "several CHT contacts share a patient_id; using none");
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn success_json(response: &UpstreamResponse) -> Result<Value, ApiError> {
+    if !response.status.is_success() {
+        return Err(ApiError::BadGateway { target: "CHT", status: response.status.as_u16() });
+    }
+    response.json().ok_or_else(|| {
+        ApiError::Upstream(crate::upstream::UpstreamError::InvalidResponse {
+            target: "cht",
+            reason: "answer is not JSON".into(),
+        })
+    })
+}

@@ -1,0 +1,200 @@
+//! The inbound side (CHT → FHIR): what `/cht/patient` and `/cht/encounter` do, shared with the
+//! dead-letter replay command. Failure policy (DESIGN.md):
+//! - transient (FHIR or CHT down, 5xx, timeouts, a patient neither side knows yet) → an error the
+//!   caller answers 502/503/504, so CHT delivers again; nothing is half-written (one transaction);
+//! - permanent (the document can never convert as it is, or the FHIR server refuses it) → stored
+//!   in the dead-letter store and answered 2xx with OpenHIM status `Failed`, so CHT stops retrying.
+
+pub mod encounter;
+pub mod patient;
+
+use serde_json::Value;
+
+use crate::conversions::ConversionError;
+use crate::error::ApiError;
+use crate::fhir::client::FhirError;
+use crate::fhir::operation_outcome::{Issue, OperationOutcome, Severity};
+use crate::state::AppState;
+use crate::upstream::CallContext;
+
+/// The inbound endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Patient,
+    Encounter,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Patient => "/cht/patient",
+            Self::Encounter => "/cht/encounter",
+        }
+    }
+
+    pub fn from_path(path: &str) -> Option<Self> {
+        [Self::Patient, Self::Encounter].into_iter().find(|e| e.path() == path)
+    }
+}
+
+/// What happened to a document.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Written to FHIR; `body` is the FHIR server's answer.
+    Written { status: u16, body: Value },
+    /// Stored as a dead letter.
+    DeadLettered { id: String, outcome: OperationOutcome },
+}
+
+/// Why a document can never be written as it is.
+#[derive(Debug, Clone)]
+pub struct Permanent {
+    pub issues: Vec<Issue>,
+}
+
+impl Permanent {
+    pub(crate) fn one(message: String, element: Option<String>) -> Self {
+        Self {
+            issues: vec![Issue {
+                severity: Severity::Error,
+                code: "invalid",
+                diagnostics: message,
+                expression: element.into_iter().collect(),
+            }],
+        }
+    }
+
+    /// The first element at fault.
+    pub fn element(&self) -> Option<&str> {
+        self.issues.iter().find_map(|i| i.expression.first()).map(String::as_str)
+    }
+
+    pub fn message(&self) -> String {
+        self.issues.iter().map(|i| i.diagnostics.as_str()).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// A failed attempt.
+#[derive(Debug)]
+pub enum Failure {
+    Permanent(Permanent),
+    Transient(ApiError),
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Self::Transient(e)
+    }
+}
+
+impl From<ConversionError> for Failure {
+    fn from(e: ConversionError) -> Self {
+        Self::Permanent(Permanent::one(e.message, e.element))
+    }
+}
+
+impl From<FhirError> for Failure {
+    fn from(e: FhirError) -> Self {
+        match e {
+            FhirError::Transient(e) => Self::Transient(e),
+            FhirError::Rejected { status, outcome } => {
+                let said = outcome["issue"][0]["diagnostics"].as_str().unwrap_or("no OperationOutcome");
+                Self::Permanent(Permanent::one(
+                    format!("the FHIR server refused the resources ({status}): {said}"),
+                    None,
+                ))
+            }
+        }
+    }
+}
+
+/// Checks a resource the mediator built against its profile and fhirbolt's strict R4 model.
+pub fn conforms(resource: &Value) -> Result<(), Failure> {
+    let kind = resource["resourceType"].as_str().unwrap_or("resource");
+    let mut issues: Vec<Issue> = match crate::fhir::validate::validate(resource) {
+        Ok(()) => Vec::new(),
+        Err(violations) => violations
+            .into_iter()
+            .map(|v| Issue {
+                severity: Severity::Error,
+                code: "invariant",
+                diagnostics: v.to_string(),
+                expression: vec![v.path],
+            })
+            .collect(),
+    };
+    if let Err(e) = crate::fhir::model::check_structure(resource) {
+        issues.push(Issue {
+            severity: Severity::Error,
+            code: "structure",
+            diagnostics: format!("{kind}: {e}"),
+            expression: vec![kind.to_owned()],
+        });
+    }
+    if issues.is_empty() { Ok(()) } else { Err(Failure::Permanent(Permanent { issues })) }
+}
+
+/// Runs `endpoint` on `payload`; a permanent failure becomes a dead letter.
+pub async fn handle(
+    state: &AppState,
+    ctx: &CallContext,
+    endpoint: Endpoint,
+    payload: &Value,
+) -> Result<Outcome, ApiError> {
+    match attempt(state, ctx, endpoint, payload).await {
+        Ok(outcome) => Ok(outcome),
+        Err(Failure::Transient(e)) => Err(e),
+        Err(Failure::Permanent(p)) => dead_letter(state, ctx, endpoint, payload, p).await,
+    }
+}
+
+/// One attempt, without dead-lettering (the replay command decides itself).
+pub async fn attempt(
+    state: &AppState,
+    ctx: &CallContext,
+    endpoint: Endpoint,
+    payload: &Value,
+) -> Result<Outcome, Failure> {
+    match endpoint {
+        Endpoint::Patient => patient::write(state, ctx, payload).await,
+        Endpoint::Encounter => encounter::write(state, ctx, payload).await,
+    }
+}
+
+/// Stores `payload` as a dead letter and says so in an OperationOutcome.
+pub async fn dead_letter(
+    state: &AppState,
+    ctx: &CallContext,
+    endpoint: Endpoint,
+    payload: &Value,
+    why: Permanent,
+) -> Result<Outcome, ApiError> {
+    let store = state.dead_letters.clone();
+    let text = serde_json::to_string(payload).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let document_id = document_id(payload);
+    let (message, element, tx) = (why.message(), why.element().map(str::to_owned), ctx.transaction_id.clone());
+    let doc = document_id.clone();
+    let id = tokio::task::spawn_blocking(move || {
+        store.record(endpoint.path(), &text, &message, element.as_deref(), doc.as_deref(), tx.as_deref())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // The reason can quote form answers: log where, not what.
+    tracing::warn!(dead_letter = %id, document_id = document_id.as_deref().unwrap_or("-"), element = why.element().unwrap_or("-"), "document stored as a dead letter");
+    let mut issues = why.issues;
+    issues.push(Issue {
+        severity: Severity::Information,
+        code: "informational",
+        diagnostics: format!(
+            "stored as dead letter {id}; replay with `cht-fhir-mediator dead-letters replay {id}` once fixed"
+        ),
+        expression: Vec::new(),
+    });
+    Ok(Outcome::DeadLettered { id, outcome: OperationOutcome::from_issues(issues) })
+}
+
+/// The CHT document id in a payload, for finding its dead letter.
+pub fn document_id(payload: &Value) -> Option<String> {
+    [&payload["doc"]["_id"], &payload["id"], &payload["_id"]].into_iter().find_map(|v| v.as_str()).map(str::to_owned)
+}
