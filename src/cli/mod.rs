@@ -17,6 +17,8 @@ use crate::startup::Application;
 use crate::state::{LiveHandle, OpenhimStatusHandle};
 use crate::upstream::build_client;
 
+mod dead_letters;
+
 /// Exit code when the requested operation failed.
 const FAILED: u8 = 1;
 /// Exit code for bad usage or configuration (clap uses it for usage errors too).
@@ -44,6 +46,9 @@ pub enum Command {
         #[arg(long)]
         install_channels: bool,
     },
+    /// Documents that could never be converted: list, show, replay.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(dead_letters::DeadLetters),
 }
 
 /// Parses the command line and runs the command.
@@ -56,6 +61,8 @@ pub fn main() -> ExitCode {
             source.set("OPENHIM_REGISTER", "true");
             Settings::from_source(source)
         }
+        // Offline commands never talk to OpenHIM.
+        Some(Command::DeadLetters(_)) => Settings::without_registration(source),
         _ => Settings::from_source(source),
     }) {
         Ok(s) => s,
@@ -76,6 +83,7 @@ pub fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(settings).await,
             Command::Register { install_channels } => register(settings, install_channels).await,
+            Command::DeadLetters(command) => dead_letters::run(settings, command).await,
         }
     })
 }

@@ -1,0 +1,159 @@
+//! `cht-fhir-mediator dead-letters list|show|replay`: what could not be converted, and sending it
+//! through the same pipeline again once the mapping or the document is fixed.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Subcommand;
+
+use crate::deadletter::DeadLetter;
+use crate::inbound::{Endpoint, Failure, Outcome, attempt};
+use crate::openhim::registration::Registration;
+use crate::settings::Settings;
+use crate::state::AppState;
+use crate::upstream::CallContext;
+
+use super::{FAILED, MISCONFIGURED};
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetters {
+    /// List dead letters (pending ones unless --all).
+    List {
+        #[arg(long)]
+        all: bool,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one dead letter with its payload (id or a unique prefix).
+    Show { id: String },
+    /// Send dead letters through the pipeline again; those that now succeed are marked replayed.
+    Replay {
+        /// Ids (or unique prefixes) to replay.
+        ids: Vec<String>,
+        /// Replay every pending dead letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+}
+
+pub async fn run(settings: Settings, command: DeadLetters) -> ExitCode {
+    let urn = match Registration::from_settings(&settings, settings.server.port) {
+        Ok(r) => r.urn,
+        Err(e) => return fail(MISCONFIGURED, &e.to_string()),
+    };
+    let state = match AppState::new(Arc::new(settings), &urn) {
+        Ok(s) => s,
+        Err(e) => return fail(MISCONFIGURED, &format!("{e:#}")),
+    };
+    let store = state.dead_letters.clone();
+    match command {
+        DeadLetters::List { all, json } => match store.list(all) {
+            Ok(letters) if json => {
+                let summaries: Vec<_> = letters.iter().map(without_payload).collect();
+                println!("{}", serde_json::to_string_pretty(&summaries).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Ok(letters) => {
+                println!(
+                    "{:<12}  {:<8}  {:>8}  {:<24}  {:<15}  {:<38}  element",
+                    "id", "status", "attempts", "last seen", "endpoint", "document"
+                );
+                for l in &letters {
+                    let (doc, element) = (l.document_id.as_deref().unwrap_or("-"), l.element.as_deref().unwrap_or("-"));
+                    let short = &l.id[..12.min(l.id.len())];
+                    println!(
+                        "{short:<12}  {:<8}  {:>8}  {:<24}  {:<15}  {doc:<38}  {element}",
+                        l.status, l.attempts, l.last_seen, l.endpoint
+                    );
+                }
+                println!("{} dead letter(s)", letters.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(FAILED, &e.to_string()),
+        },
+        DeadLetters::Show { id } => match store.get(&id) {
+            Ok(Some(letter)) => {
+                let mut shown = serde_json::to_value(without_payload(&letter)).unwrap_or_default();
+                shown["payload"] =
+                    serde_json::from_str(&letter.payload).unwrap_or(serde_json::Value::String(letter.payload));
+                println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Ok(None) => fail(FAILED, &format!("no dead letter {id} (or the prefix is ambiguous)")),
+            Err(e) => fail(FAILED, &e.to_string()),
+        },
+        DeadLetters::Replay { ids, all } => {
+            let mut letters = Vec::new();
+            if all {
+                match store.list(false) {
+                    Ok(pending) => letters = pending,
+                    Err(e) => return fail(FAILED, &e.to_string()),
+                }
+            }
+            for id in &ids {
+                match store.get(id) {
+                    Ok(Some(letter)) => letters.push(letter),
+                    Ok(None) => return fail(FAILED, &format!("no dead letter {id} (or the prefix is ambiguous)")),
+                    Err(e) => return fail(FAILED, &e.to_string()),
+                }
+            }
+            if letters.is_empty() {
+                println!("nothing to replay");
+                return ExitCode::SUCCESS;
+            }
+            replay(&state, letters).await
+        }
+    }
+}
+
+fn without_payload(letter: &DeadLetter) -> DeadLetter {
+    DeadLetter { payload: String::new(), ..letter.clone() }
+}
+
+async fn replay(state: &AppState, letters: Vec<DeadLetter>) -> ExitCode {
+    let mut all_ok = true;
+    for letter in letters {
+        let ctx = CallContext::new(format!("replay-{}", letter.id), None);
+        let (Some(endpoint), Ok(payload)) =
+            (Endpoint::from_path(&letter.endpoint), serde_json::from_str(&letter.payload))
+        else {
+            eprintln!("{}: cannot replay (endpoint {} or payload unreadable)", letter.id, letter.endpoint);
+            all_ok = false;
+            continue;
+        };
+        match attempt(state, &ctx, endpoint, &payload).await {
+            Ok(Outcome::Written { status, .. }) => match state.dead_letters.mark_replayed(&letter.id) {
+                Ok(()) => println!("{}: written (FHIR {status})", letter.id),
+                Err(e) => {
+                    all_ok = false;
+                    println!("{}: written (FHIR {status}) but not marked replayed: {e}", letter.id);
+                }
+            },
+            Ok(Outcome::DeadLettered { id, .. }) => {
+                all_ok = false;
+                println!("{}: stored again as {id}", letter.id);
+            }
+            Err(Failure::Permanent(p)) => {
+                all_ok = false;
+                let doc = letter.document_id.as_deref();
+                if let Err(e) =
+                    state.dead_letters.record(&letter.endpoint, &letter.payload, &p.message(), p.element(), doc, None)
+                {
+                    eprintln!("{}: {e}", letter.id);
+                }
+                println!("{}: still failing: {}", letter.id, p.message());
+            }
+            Err(Failure::Transient(e)) => {
+                all_ok = false;
+                println!("{}: not replayed, try again later: {e}", letter.id);
+            }
+        }
+    }
+    if all_ok { ExitCode::SUCCESS } else { ExitCode::from(FAILED) }
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("cht-fhir-mediator: {message}");
+    ExitCode::from(code)
+}
