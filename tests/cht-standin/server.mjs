@@ -29,6 +29,7 @@ const config = {
   retryMs: Math.max(num('STANDIN_OUTBOUND_RETRY_MS', 300000), 50),
   timeoutMs: Math.max(num('STANDIN_OUTBOUND_TIMEOUT_MS', 10000), 1),
   deliverTwice: env.STANDIN_DELIVER_TWICE === 'true',
+  couchWaitMs: num('STANDIN_COUCH_WAIT_MS', 30000),
 };
 
 try {
@@ -59,5 +60,13 @@ const stop = async (signal) => {
   await standin.close();
   process.exit(0);
 };
+process.on('SIGHUP', () => {
+  try {
+    standin.setSettings(loadAppSettings(env.STANDIN_APP_SETTINGS));
+    console.log('cht-standin: SIGHUP, app_settings reloaded');
+  } catch (err) {
+    console.error(`cht-standin: SIGHUP, app_settings NOT reloaded: ${err.message}`);
+  }
+});
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));

@@ -48,8 +48,20 @@ export async function startStandin(config) {
   const medic = couch.db(medicName);
   const sentinel = couch.db(`${medicName}-sentinel`);
   const vaultDb = couch.db(`${medicName}-vault`);
-  for (const db of [medic, sentinel, vaultDb]) {
-    await db.ensure();
+  // CouchDB may still be starting (stack scripts start both at once)
+  const waitUntil = Date.now() + (config.couchWaitMs ?? 30_000);
+  for (;;) {
+    try {
+      for (const db of [medic, sentinel, vaultDb]) {
+        await db.ensure();
+      }
+      break;
+    } catch (err) {
+      if (!err.unavailable || Date.now() > waitUntil) {
+        throw err;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
   // for short code lookups (CHT's contacts_by_reference view)
   await medic.createIndex(['patient_id']);
@@ -290,6 +302,9 @@ export async function startStandin(config) {
   return {
     port: address.port,
     engine,
+    setSettings(next) {
+      settings = next;
+    },
     async close() {
       await new Promise((resolve) => {
         server.close(resolve);

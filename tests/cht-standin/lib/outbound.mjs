@@ -18,6 +18,7 @@ const VM_TIMEOUT = 5000; // CHT has none; keeps a runaway expression from wedgin
 const CHANGES_BATCH = 100;
 const SEQ_DOC = '_local/sentinel-meta-data';
 const MAX_ATTEMPTS_KEPT = 10000;
+const TASK_GRACE_MS = 60 * 1000;
 
 // ---- object-path (0.11) get/set semantics ---------------------------------
 
@@ -235,6 +236,7 @@ export class OutboundEngine {
   async start() {
     const meta = await this.sentinel.get(SEQ_DOC);
     this.seq = meta && meta.processed_seq !== undefined ? meta.processed_seq : 0;
+    this.savedSeq = this.seq;
     this.timers.push(setInterval(() => this.schedulePoll(), this.pollMs));
     this.timers.push(setInterval(() => this.scheduleRetry(), this.retryMs));
     this.schedulePoll();
@@ -292,11 +294,15 @@ export class OutboundEngine {
   // --- sentinel: the changes feed ---
 
   async saveSeq() {
+    if (this.savedSeq === this.seq) {
+      return;
+    }
     for (let i = 0; i < 5; i++) {
       const existing = await this.sentinel.get(SEQ_DOC);
       const doc = { ...(existing || { _id: SEQ_DOC }), processed_seq: this.seq };
       const r = await this.sentinel.put(doc);
       if (!r.conflict) {
+        this.savedSeq = this.seq;
         return;
       }
     }
@@ -590,6 +596,12 @@ export class OutboundEngine {
     for (const task of tasks) {
       const row = (await this.medic.allDocs({ keys: [task.doc_id], include_docs: true })).rows[0];
       if (!row || !row.doc) {
+        // The records API queues a failed push before it saves the doc: a
+        // young task whose doc does not exist yet is left alone.
+        const young = Date.now() - (task.created || 0) < TASK_GRACE_MS;
+        if (row && row.error === 'not_found' && young) {
+          continue;
+        }
         if (row && (row.error === 'not_found' || (row.value && row.value.deleted))) {
           this.log(`Task ${task._id} failed to load ${task.doc_id}; deleting the task`);
           await this.sentinel.put({ ...task, _deleted: true });
