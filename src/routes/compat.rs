@@ -61,7 +61,8 @@ pub fn check_ready_made(kind: &str, resource: &Value) -> Result<(), ApiError> {
         None => return Err(ApiError::bad_request("resourceType is required", Some("resourceType"))),
     }
     match resource["id"].as_str() {
-        Some(id) if is_valid_id(id) => Ok(()),
+        Some(id) if is_valid_id(id) => crate::fhir::model::check_structure(resource)
+            .map_err(|e| ApiError::bad_request(format!("not a valid FHIR R4 {kind}: {e}"), Some(kind))),
         Some(_) => Err(ApiError::bad_request(
             format!("{kind}.id must match [A-Za-z0-9-.]{{1,64}}"),
             Some(&format!("{kind}.id")),
@@ -92,5 +93,8 @@ mod tests {
         let bad_id = check_ready_made("Patient", &json!({"resourceType": "Patient", "id": "a b"})).unwrap_err();
         assert_eq!(expression(bad_id).as_deref(), Some("Patient.id"));
         assert!(check_ready_made("Patient", &json!([1, 2])).is_err());
+        let unknown =
+            check_ready_made("Patient", &json!({"resourceType": "Patient", "id": "a", "gendr": "female"})).unwrap_err();
+        assert!(unknown.to_string().contains("gendr"), "{unknown}");
     }
 }

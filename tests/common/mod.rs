@@ -43,6 +43,13 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.stop();
+        // Unlinking a SQLite file that is still open is fine on Unix.
+        let db = self.state.settings.dead_letter_db.to_string_lossy().into_owned();
+        if db.contains("cht-fhir-mediator-test-") {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{db}{suffix}"));
+            }
+        }
     }
 }
 
@@ -105,6 +112,13 @@ pub struct Stack {
     pub openhim_core_dir: String,
     pub mongo_url_base: String,
     pub script: String,
+    /// The real FHIR server (HFS).
+    pub fhir_url: String,
+    /// The CHT API stand-in, backed by pouchdb-server.
+    pub cht_url: String,
+    pub couch_url: String,
+    pub couch_user: String,
+    pub couch_password: String,
 }
 
 /// The stack, or a panic saying how to start it. `SKIP_STACK_TESTS=1` turns the real-stack tests
@@ -119,6 +133,11 @@ pub fn stack() -> Option<Stack> {
             openhim_core_dir: var("STACK_OPENHIM_CORE_DIR").expect("STACK_OPENHIM_CORE_DIR"),
             mongo_url_base: var("STACK_MONGO_URL_BASE").expect("STACK_MONGO_URL_BASE"),
             script: var("STACK_SCRIPT").expect("STACK_SCRIPT"),
+            fhir_url: var("STACK_FHIR_URL").expect("STACK_FHIR_URL"),
+            cht_url: var("STACK_CHT_URL").expect("STACK_CHT_URL"),
+            couch_url: var("STACK_COUCH_URL").expect("STACK_COUCH_URL"),
+            couch_user: var("STACK_COUCH_USER").expect("STACK_COUCH_USER"),
+            couch_password: var("STACK_COUCH_PASSWORD").expect("STACK_COUCH_PASSWORD"),
         }),
         None if var("SKIP_STACK_TESTS").as_deref() == Some("1") => {
             eprintln!("SKIP_STACK_TESTS=1: real-stack test not run");

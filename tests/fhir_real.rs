@@ -1,0 +1,258 @@
+//! Contract tests of the inbound side against the REAL FHIR server (HFS) and the CHT stand-in on
+//! pouchdb-server (scripts/stack.sh): idempotent patients under redelivery and concurrency, the
+//! exact current set of Observations after a changed redelivery, a report before its patient,
+//! referral and LTFU-outcome Tasks, and the FHIR server stopped mid-test.
+//!
+//! Every test uses fresh ids, so reruns against the same stack do not interfere. The test that
+//! stops the FHIR server takes the lock exclusively; the others share it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Stack, TestApp, spawn_app, stack};
+use serde_json::{Value, json};
+use tokio::sync::RwLock;
+
+static FHIR_UP: RwLock<()> = RwLock::const_new(());
+const DOC_SYSTEM: &str = "https://cht.example.org/fhir/identifier/document-id";
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4())
+}
+
+async fn app(stack: &Stack) -> TestApp {
+    spawn_app(&[
+        ("FHIR_URL", &stack.fhir_url),
+        ("CHT_URL", &stack.cht_url),
+        ("CHT_USERNAME", &stack.couch_user),
+        ("CHT_PASSWORD", &stack.couch_password),
+        ("FHIR_TIMEOUT_MS", "5000"),
+    ])
+    .await
+}
+
+async fn post(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
+    let r = app.http.post(app.url(path)).json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn fhir_get(stack: &Stack, path: &str) -> (u16, Value) {
+    let r = reqwest::get(format!("{}/{path}", stack.fhir_url)).await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn search(stack: &Stack, query: &str) -> Vec<Value> {
+    let (status, bundle) = fhir_get(stack, query).await;
+    assert_eq!(status, 200, "{query}: {bundle}");
+    bundle["entry"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["resource"].clone()).collect()
+}
+
+fn person(id: &str, name: &str) -> Value {
+    json!({"doc": {"_id": id, "type": "person", "name": name, "sex": "female", "date_of_birth": "1990-05-12",
+        "phone": "+254700000001", "patient_id": id.split('-').nth(1).unwrap_or("1"), "parent": {"_id": "hh-1"}}})
+}
+
+fn visit(report: &str, patient: &str, weight: &str, notes: Option<&str>) -> Value {
+    let mut fields = json!({"patient_uuid": patient, "vitals": {"weight": weight, "muac": 23.5}, "pregnancy": {"weeks_pregnant": "24"}});
+    if let Some(n) = notes {
+        fields["notes"] = json!(n);
+    }
+    json!({"doc": {"_id": report, "type": "data_record", "form": "pregnancy_home_visit", "reported_date": 1732000000000_i64, "fields": fields}})
+}
+
+#[tokio::test]
+async fn a_patient_delivered_again_and_again_and_concurrently_is_one_patient() {
+    let Some(stack) = stack() else { return };
+    let _up = FHIR_UP.read().await;
+    let app = app(&stack).await;
+    let id = unique("pat");
+    for _ in 0..10 {
+        assert_eq!(post(&app, "/cht/patient", &person(&id, "Amina Njeri")).await.0 / 100, 2);
+    }
+    let concurrent = (0..20).map(|_| {
+        let (http, url, body) = (app.http.clone(), app.url("/cht/patient"), person(&id, "Amina Njeri"));
+        tokio::spawn(async move { http.post(url).json(&body).send().await.unwrap().status().as_u16() })
+    });
+    for status in futures_join(concurrent).await {
+        assert_eq!(status / 100, 2, "a concurrent duplicate failed with {status}");
+    }
+    let found = search(&stack, &format!("Patient?identifier={DOC_SYSTEM}|{id}")).await;
+    assert_eq!(found.len(), 1, "exactly one Patient");
+    let (_, patient) = fhir_get(&stack, &format!("Patient/{id}")).await;
+    assert!(patient["meta"]["versionId"].as_str().unwrap().parse::<u32>().unwrap() >= 1);
+    assert_eq!(patient["name"][0]["family"], "Njeri");
+}
+
+async fn futures_join(handles: impl Iterator<Item = tokio::task::JoinHandle<u16>>) -> Vec<u16> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_redelivered_report_leaves_exactly_the_current_observations() {
+    let Some(stack) = stack() else { return };
+    let _up = FHIR_UP.read().await;
+    let app = app(&stack).await;
+    let (patient, report) = (unique("pat"), unique("rep"));
+    assert_eq!(post(&app, "/cht/patient", &person(&patient, "Grace Akinyi")).await.0 / 100, 2);
+    let observations = || search(&stack, &format!("Observation?encounter=Encounter/{report}"));
+
+    for _ in 0..3 {
+        let (status, body) =
+            post(&app, "/cht/encounter", &visit(&report, &patient, "61.25", Some("first visit"))).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(observations().await.len(), 4, "weight, muac, weeks, notes — once each");
+    assert_eq!(search(&stack, &format!("Encounter?identifier={DOC_SYSTEM}|{report}")).await.len(), 1);
+
+    // The CHW edits the report: weight corrected, notes removed.
+    let (status, body) = post(&app, "/cht/encounter", &visit(&report, &patient, "62.5", None)).await;
+    assert_eq!(status, 200, "{body}");
+    let current = observations().await;
+    assert_eq!(current.len(), 3, "the removed answer does not linger: {current:?}");
+    let weight = current.iter().find(|o| o["code"]["coding"][0]["code"] == "29463-7").unwrap();
+    assert_eq!(weight["valueQuantity"]["value"].to_string(), "62.5");
+    assert!(current.iter().all(|o| o["valueString"].is_null()));
+}
+
+#[tokio::test]
+async fn a_report_before_its_patient_ends_with_both() {
+    let Some(stack) = stack() else { return };
+    let _up = FHIR_UP.read().await;
+    let app = app(&stack).await;
+    let (patient, report) = (unique("pat"), unique("rep"));
+    // The person is in CHT only (its own push has not come yet).
+    let doc = person(&patient, "Ngũgĩ wa Thiong'o")["doc"].clone();
+    let put = reqwest::Client::new()
+        .put(format!("{}/medic/{patient}", stack.cht_url))
+        .basic_auth(&stack.couch_user, Some(&stack.couch_password))
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    assert_eq!(fhir_get(&stack, &format!("Patient/{patient}")).await.0, 404);
+
+    let (status, body) = post(&app, "/cht/encounter", &visit(&report, &patient, "55", None)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, fetched) = fhir_get(&stack, &format!("Patient/{patient}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched["name"][0]["text"], "Ngũgĩ wa Thiong'o");
+    let (_, encounter) = fhir_get(&stack, &format!("Encounter/{report}")).await;
+    assert_eq!(encounter["subject"]["reference"], format!("Patient/{patient}"));
+
+    // The person's own push arriving later changes nothing but the version.
+    assert_eq!(post(&app, "/cht/patient", &person(&patient, "Ngũgĩ wa Thiong'o")).await.0 / 100, 2);
+    assert_eq!(search(&stack, &format!("Patient?identifier={DOC_SYSTEM}|{patient}")).await.len(), 1);
+
+    // A report whose patient CHT does not know either: 503, so CHT delivers again later.
+    let (status, _) = post(&app, "/cht/encounter", &visit(&unique("rep"), &unique("ghost"), "50", None)).await;
+    assert_eq!(status, 503);
+}
+
+#[tokio::test]
+async fn referral_creates_one_task_and_redelivery_keeps_its_progress() {
+    let Some(stack) = stack() else { return };
+    let _up = FHIR_UP.read().await;
+    let app = app(&stack).await;
+    let (patient, report) = (unique("pat"), unique("ref"));
+    assert_eq!(post(&app, "/cht/patient", &person(&patient, "Kwame Mensah")).await.0 / 100, 2);
+    let referral = json!({"doc": {"_id": report, "type": "data_record", "form": "referral", "reported_date": 1732000000000_i64,
+        "fields": {"patient_uuid": patient, "referral": {"reason": "Fast breathing", "urgency": "emergency"}}}});
+    assert_eq!(post(&app, "/cht/encounter", &referral).await.0, 200);
+    let tasks = search(&stack, &format!("Task?identifier={DOC_SYSTEM}|{report}")).await;
+    assert_eq!(tasks.len(), 1);
+    let mut task = tasks[0].clone();
+    assert_eq!(
+        (task["status"].as_str(), task["intent"].as_str(), task["priority"].as_str()),
+        (Some("requested"), Some("order"), Some("stat"))
+    );
+
+    // The facility accepts it; CHT redelivers the referral: the Task stays accepted, and single.
+    task["status"] = json!("accepted");
+    let url = format!("{}/Task/{}", stack.fhir_url, task["id"].as_str().unwrap());
+    assert!(reqwest::Client::new().put(url).json(&task).send().await.unwrap().status().is_success());
+    assert_eq!(post(&app, "/cht/encounter", &referral).await.0, 200);
+    let tasks = search(&stack, &format!("Task?identifier={DOC_SYSTEM}|{report}")).await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["status"], "accepted");
+}
+
+#[tokio::test]
+async fn the_follow_up_outcome_closes_its_task_with_the_encounter_as_output() {
+    let Some(stack) = stack() else { return };
+    let _up = FHIR_UP.read().await;
+    let app = app(&stack).await;
+    let (patient, record, report, task_id) = (unique("pat"), unique("rec"), unique("fu"), unique("task"));
+    assert_eq!(post(&app, "/cht/patient", &person(&patient, "Brian Otieno")).await.0 / 100, 2);
+    // The LTFU Task as the outbound side leaves it: received, with the CHT follow-up record id.
+    let task = json!({"resourceType": "Task", "id": task_id, "status": "received", "intent": "order",
+        "identifier": [{"system": DOC_SYSTEM, "value": record}],
+        "meta": {"profile": ["http://cht-fhir-mediator.org/fhir/StructureDefinition/cht-task"]},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
+        "for": {"reference": format!("Patient/{patient}")}, "authoredOn": "2026-11-01T08:00:00Z"});
+    let put =
+        reqwest::Client::new().put(format!("{}/Task/{task_id}", stack.fhir_url)).json(&task).send().await.unwrap();
+    assert!(put.status().is_success());
+    let outcome = json!({"doc": {"_id": report, "type": "data_record", "form": "interop_follow_up", "reported_date": 1732100000000_i64,
+        "fields": {"patient_uuid": patient, "inputs": {"source": "task", "source_id": record},
+            "follow_up": {"patient_found": "yes", "outcome": "returned_to_care"}}}});
+    for _ in 0..2 {
+        let (status, body) = post(&app, "/cht/encounter", &outcome).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, closed) = fhir_get(&stack, &format!("Task/{task_id}")).await;
+    assert_eq!(closed["status"], "completed");
+    assert_eq!(closed["output"][0]["valueReference"]["reference"], format!("Encounter/{report}"));
+    assert_eq!(closed["businessStatus"]["text"], "returned_to_care");
+    assert_eq!(closed["lastModified"], "2024-11-20T10:53:20.000Z");
+    assert_eq!(search(&stack, &format!("Task?identifier={DOC_SYSTEM}|{record}")).await.len(), 1);
+    assert_eq!(fhir_get(&stack, &format!("Encounter/{report}")).await.0, 200);
+}
+
+#[tokio::test]
+async fn with_the_fhir_server_down_the_answer_is_503_and_redelivery_completes_the_data() {
+    let Some(stack) = stack() else { return };
+    let _down = FHIR_UP.write().await;
+    let app = app(&stack).await;
+    let (patient, report) = (unique("pat"), unique("rep"));
+    assert_eq!(post(&app, "/cht/patient", &person(&patient, "Otieno Ouma")).await.0 / 100, 2);
+
+    let stop = std::process::Command::new(&stack.script).args(["down", "hfs"]).status().unwrap();
+    assert!(stop.success());
+    let (status, _) = post(&app, "/cht/encounter", &visit(&report, &patient, "70", Some("n"))).await;
+    let restart = std::process::Command::new(&stack.script).args(["up", "hfs"]).status().unwrap();
+    assert!(restart.success());
+    assert_eq!(status, 503, "FHIR down is transient");
+    assert!(app.state.dead_letters.list(true).unwrap().is_empty());
+    assert_eq!(fhir_get(&stack, &format!("Encounter/{report}")).await.0, 404, "nothing half-written");
+
+    // CHT's retry after the restart completes it, and the patient written before survived.
+    let (status, body) = post(&app, "/cht/encounter", &visit(&report, &patient, "70", Some("n"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(search(&stack, &format!("Observation?encounter=Encounter/{report}")).await.len(), 4);
+    assert_eq!(fhir_get(&stack, &format!("Patient/{patient}")).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test]
+async fn the_reference_paths_accept_ready_made_fhir_idempotently() {
+    let Some(stack) = stack() else { return };
+    let _up = FHIR_UP.read().await;
+    let app = app(&stack).await;
+    let id = unique("ready");
+    let patient = json!({"resourceType": "Patient", "id": id, "name": [{"text": "Ready Made"}],
+        "identifier": [{"type": {"text": "CHT Document ID"}, "value": id}]});
+    let (first, _) = post(&app, "/patient", &patient).await;
+    let (second, _) = post(&app, "/patient", &patient).await;
+    assert_eq!((first, second), (201, 200));
+    assert_eq!(fhir_get(&stack, &format!("Patient/{id}")).await.1["meta"]["versionId"], "2");
+    let (status, body) = post(&app, "/patient", &json!({"resourceType": "Patient", "id": id, "gender": 7})).await;
+    assert_eq!(status, 400, "fhirbolt's strict check refuses it before the FHIR server sees it: {body}");
+}
