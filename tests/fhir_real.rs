@@ -101,7 +101,8 @@ async fn a_redelivered_report_leaves_exactly_the_current_observations() {
     let app = app(&stack).await;
     let (patient, report) = (unique("pat"), unique("rep"));
     assert_eq!(post(&app, "/cht/patient", &person(&patient, "Grace Akinyi")).await.0 / 100, 2);
-    let observations = || search(&stack, &format!("Observation?encounter=Encounter/{report}"));
+    let query = format!("Observation?encounter=Encounter/{report}");
+    let observations = || search(&stack, &query);
 
     for _ in 0..3 {
         let (status, body) =

@@ -219,7 +219,7 @@ async fn replay_writes_a_dead_letter_once_the_mapping_is_fixed() {
         .expect(1)
         .mount(&fhir)
         .await;
-    let db = std::env::temp_dir().join(format!("replay-test-{}.sqlite3", uuid::Uuid::new_v4()));
+    let db = std::env::temp_dir().join(format!("cht-fhir-mediator-test-replay-{}.sqlite3", uuid::Uuid::new_v4()));
     let db = db.to_str().unwrap();
     let app = spawn_app(&[("FHIR_URL", &fhir.uri()), ("DEAD_LETTER_DB", db)]).await;
     assert_eq!(post(&app, "/cht/encounter", &report("household_survey")).await.0, 202);
