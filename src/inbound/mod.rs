@@ -108,10 +108,16 @@ impl From<FhirError> for Failure {
     }
 }
 
-/// Checks a resource the mediator built against its profile and fhirbolt's strict R4 model.
+/// Checks a resource against fhirbolt's strict R4 model and, when it declares one of the
+/// mediator's profiles (everything the mediator builds does), against that profile. A resource
+/// it only updates (e.g. a Task another system created) is not held to the mediator's profiles.
 pub fn conforms(resource: &Value) -> Result<(), Failure> {
     let kind = resource["resourceType"].as_str().unwrap_or("resource");
-    let mut issues: Vec<Issue> = match crate::fhir::validate::validate(resource) {
+    let ours = resource["meta"]["profile"].as_array().is_some_and(|p| {
+        p.iter().filter_map(Value::as_str).any(|url| url.starts_with(crate::fhir::profiles::CANONICAL_BASE))
+    });
+    let profile_check = if ours { crate::fhir::validate::validate(resource) } else { Ok(()) };
+    let mut issues: Vec<Issue> = match profile_check {
         Ok(()) => Vec::new(),
         Err(violations) => violations
             .into_iter()
@@ -197,4 +203,22 @@ pub async fn dead_letter(
 /// The CHT document id in a payload, for finding its dead letter.
 pub fn document_id(payload: &Value) -> Option<String> {
     [&payload["doc"]["_id"], &payload["id"], &payload["_id"]].into_iter().find_map(|v| v.as_str()).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn own_profiles_are_enforced_and_foreign_resources_only_structurally() {
+        let foreign_task = json!({"resourceType": "Task", "status": "completed", "intent": "plan"});
+        assert!(conforms(&foreign_task).is_ok(), "intent plan breaks our profile, not R4");
+        let mut ours = foreign_task.clone();
+        ours["meta"] = json!({"profile": [crate::fhir::profiles::TASK]});
+        let Err(Failure::Permanent(p)) = conforms(&ours) else { panic!("our profile must apply") };
+        assert!(p.issues.iter().any(|i| i.expression == ["Task.intent"]), "{p:?}");
+        let Err(Failure::Permanent(p)) = conforms(&json!({"resourceType": "Task", "status": 3})) else { panic!() };
+        assert_eq!(p.issues[0].expression, ["Task"]);
+    }
 }
