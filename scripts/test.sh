@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: starts the real local stack (installing it into the cache on first use),
-# runs every test — unit, integration and real-stack — and stops the stack again if this script
-# started it. Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test openhim_real`).
+# runs every test — unit, integration and real-stack, then the CHT stand-in's own node tests —
+# and stops the stack again if this script started it. Extra arguments go to `cargo test`
+# (e.g. `scripts/test.sh --test openhim_real`).
 set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
@@ -16,3 +17,6 @@ trap stop_stack EXIT
 # shellcheck disable=SC1090 # the env file is written by `stack.sh up`
 source <(scripts/stack.sh env)
 cargo test --all-targets "$@"
+# The stand-in's tests use their own uniquely named databases on the stack's couch.
+COUCH_URL=$STACK_COUCH_URL COUCH_USER=$STACK_COUCH_USER COUCH_PASSWORD=$STACK_COUCH_PASSWORD \
+  node --test tests/cht-standin/test/

@@ -34,6 +34,9 @@ pub enum ApiError {
     /// 502: an upstream answered with an error it should not have.
     #[error("{target} answered {status}")]
     BadGateway { target: &'static str, status: u16 },
+    /// 502: an upstream refused what the mediator asked, saying why (e.g. CHT: form not found).
+    #[error("{target} refused the request: {detail}")]
+    Refused { target: &'static str, detail: String },
     /// 503: something needed is not available yet (e.g. a report's patient); deliver again later.
     #[error("{0}")]
     ServiceUnavailable(String),
@@ -61,7 +64,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            Self::BadGateway { .. } | Self::Refused { .. } => StatusCode::BAD_GATEWAY,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(UpstreamError::Unreachable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(UpstreamError::Timeout { .. }) | Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -80,6 +83,7 @@ impl ApiError {
             Self::PayloadTooLarge => ("too-long", None),
             Self::Timeout(_) | Self::Upstream(UpstreamError::Timeout { .. }) => ("timeout", None),
             Self::BadGateway { .. } | Self::Upstream(_) | Self::ServiceUnavailable(_) => ("transient", None),
+            Self::Refused { .. } => ("exception", None),
             Self::Internal(_) => ("exception", None),
         };
         OperationOutcome::error(code, self.to_string(), expression)

@@ -1,12 +1,12 @@
 //! Client for a CHT instance: fetch a person when a report arrives before its patient
-//! (`GET /api/v1/hydrate`, falling back to `GET /medic/{id}` on a CHT without it), and find a
-//! person by `patient_id` short code (`POST /medic/_find`). Basic auth and the timeout from the
-//! live config; every call recorded as an orchestration. Any failure is transient for the
-//! caller: CHT retries its push, and the answer may be different then.
+//! (`GET /api/v1/hydrate`, falling back to `GET /medic/{id}` on a CHT without it), find a
+//! person by `patient_id` short code and records by a field (`POST /medic/_find`), and create
+//! records (`POST /api/v2/records`). Basic auth and the timeout from the live config; every call
+//! recorded as an orchestration.
 
 use reqwest::Method;
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::settings::Upstream;
@@ -69,6 +69,77 @@ impl ChtClient {
         let rows = success_json(&response)?;
         let row = rows.as_array().and_then(|rows| rows.iter().find(|r| r["id"] == id)).cloned();
         Ok(row.and_then(|r| r.get("doc").filter(|d| d.is_object()).cloned()))
+    }
+
+    /// Creates a record on JSON form `form` (`POST /api/v2/records`) and returns its id. Only
+    /// `success: true` is success: CHT answers 200 with `errors` for field problems, and 500 for an
+    /// unknown form. Keys must be the form's lower-case field names (CHT drops any other key).
+    pub async fn create_record(
+        &self,
+        ctx: &CallContext,
+        upstream: &Upstream,
+        form: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<String, ApiError> {
+        let mut body = fields.clone();
+        body.insert("_meta".into(), json!({"form": form}));
+        let response = self
+            .call(ctx, upstream, "CHT create record", Method::POST, "api/v2/records", Some(&Value::Object(body)))
+            .await?;
+        let answer = response.json().unwrap_or(Value::Null);
+        let id = answer["id"].as_str().filter(|_| answer["success"] == true);
+        match (response.status.as_u16(), id) {
+            (200..=299, Some(id)) => Ok(id.to_owned()),
+            (500..=599, _) if answer.get("details").is_none() => {
+                Err(ApiError::BadGateway { target: "CHT", status: response.status.as_u16() })
+            }
+            (401 | 403, _) => Err(ApiError::Refused {
+                target: "CHT",
+                detail: format!("the mediator's CHT user was refused ({})", response.status.as_u16()),
+            }),
+            (status, _) => {
+                let detail = ["details", "error", "errors"].iter().find_map(|k| answer.get(*k)).map(Value::to_string);
+                Err(ApiError::Refused {
+                    target: "CHT",
+                    detail: format!("HTTP {status}: {}", detail.unwrap_or_else(|| "no success".into())),
+                })
+            }
+        }
+    }
+
+    /// Reports of `form` whose `fields.<field>` is `value`, oldest id first (look before write:
+    /// the records API has no idempotency key).
+    pub async fn find_records(
+        &self,
+        ctx: &CallContext,
+        upstream: &Upstream,
+        form: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<Value>, ApiError> {
+        let query =
+            json!({"selector": {"type": "data_record", "form": form, format!("fields.{field}"): value}, "limit": 100});
+        let response = self.call(ctx, upstream, "CHT find records", Method::POST, "medic/_find", Some(&query)).await?;
+        let mut docs = success_json(&response)?["docs"].as_array().cloned().unwrap_or_default();
+        docs.sort_by(|a, b| a["_id"].as_str().cmp(&b["_id"].as_str()));
+        Ok(docs)
+    }
+
+    /// Deletes doc `id` at revision `rev` (removing a duplicate record).
+    pub async fn delete_doc(
+        &self,
+        ctx: &CallContext,
+        upstream: &Upstream,
+        id: &str,
+        rev: &str,
+    ) -> Result<(), ApiError> {
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let path = format!("medic/{}?rev={}", enc(id), enc(rev));
+        let response = self.call(ctx, upstream, "CHT delete duplicate record", Method::DELETE, &path, None).await?;
+        match response.status.as_u16() {
+            200..=299 | 404 | 409 => Ok(()),
+            status => Err(ApiError::BadGateway { target: "CHT", status }),
+        }
     }
 
     /// The person whose `patient_id` short code is `code`, or `None`.

@@ -228,9 +228,9 @@ mod tests {
         );
         assert!(docs_value("o", &json!({"code": "a"}), sys).is_err());
         assert!(docs_value("o", &json!({"code": "a", "valueString": "x", "valueInteger": 1}), sys).is_err());
-        let q = docs_value("o", &json!({"code": "w", "valueQuantity": {"value": 3.14159, "unit": "kg"}}), sys)
+        let q = docs_value("o", &json!({"code": "w", "valueQuantity": {"value": 61.255, "unit": "kg"}}), sys)
             .unwrap()
             .unwrap();
-        assert_eq!(q.1["value"].to_string(), "3.14159");
+        assert_eq!(q.1["value"].to_string(), "61.255");
     }
 }

@@ -156,9 +156,12 @@ pub fn put_entry(base: &url::Url, resource: &Value) -> Value {
     json!({"fullUrl": full_url, "resource": resource, "request": {"method": "PUT", "url": format!("{kind}/{id}")}})
 }
 
-/// A transaction Bundle entry deleting `[type]/[id]`.
+/// A transaction Bundle entry deleting `[type]/[id]`, as a conditional delete on `_id`: deleting
+/// a resource that is already gone then succeeds (204) instead of failing the whole transaction
+/// (HFS answers 400 to a plain DELETE of a deleted resource), so two concurrent redeliveries of
+/// one report cannot fail each other.
 pub fn delete_entry(kind: &str, id: &str) -> Value {
-    json!({"request": {"method": "DELETE", "url": format!("{kind}/{id}")}})
+    json!({"request": {"method": "DELETE", "url": format!("{kind}?_id={id}")}})
 }
 
 fn classify(response: &UpstreamResponse) -> Result<(), FhirError> {
@@ -202,6 +205,6 @@ mod tests {
         let e = put_entry(&base, &json!({"resourceType": "Patient", "id": "p1"}));
         assert_eq!(e["fullUrl"], "http://fhir:8080/r4/Patient/p1");
         assert_eq!(e["request"], json!({"method": "PUT", "url": "Patient/p1"}));
-        assert_eq!(delete_entry("Observation", "o1")["request"]["url"], "Observation/o1");
+        assert_eq!(delete_entry("Observation", "o1")["request"]["url"], "Observation?_id=o1");
     }
 }

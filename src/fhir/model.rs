@@ -31,8 +31,11 @@ mod tests {
 
     #[test]
     fn floats_survive_arbitrary_precision_serde_json() {
-        let obs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "w"},
-            "valueQuantity": {"value": 3.14159265358979323846, "unit": "kg"}});
+        // Parsed from text, as requests are: every digit is kept (arbitrary_precision).
+        let text = r#"{"resourceType": "Observation", "status": "final", "code": {"text": "w"},
+            "valueQuantity": {"value": 61.2500000000000000001, "unit": "kg"}}"#;
+        let obs: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(obs["valueQuantity"]["value"].to_string(), "61.2500000000000000001");
         assert!(check_structure(&obs).is_ok());
     }
 }

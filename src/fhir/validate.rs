@@ -59,7 +59,7 @@ fn check_rule(resource: &Value, rule: &ElementRule, out: &mut Vec<Violation>) {
         let count = children.len();
         if count < rule.min {
             out.push(Violation {
-                path: format!("{parent_path}.{}", last.replace("[x]", "[x]")),
+                path: format!("{parent_path}.{last}"),
                 message: format!("minimum cardinality {} not met", rule.min),
             });
         }
