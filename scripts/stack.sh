@@ -29,8 +29,9 @@
 #
 # congo and openhim go together: OpenHIM's whole state lives in CongoDB, so
 # `up`/`restart` of either also starts the other, and `down congo` also stops
-# openhim. cht and couch go together the same way (the stand-in keeps its
-# state in couch). hfs is independent of everything else.
+# openhim. cht needs couch: `up cht` also starts couch, `down couch` also
+# stops cht, but `down cht` stops only the CHT API and keeps couch's data (a
+# test of "CHT down"). hfs is independent of everything else.
 #
 # Data: congo and couch hold everything in memory; it is gone when they stop.
 # hfs keeps its data in $STACK_RUN_DIR/hfs/hfs.db, and the rule is:
@@ -947,7 +948,8 @@ up_wanted() { # keep_data
     WANT[congo]=1
     WANT[openhim]=1
   fi
-  # The stand-in keeps its state in couch.
+  # The stand-in keeps its state in couch: it needs couch up (and is started
+  # again with a new couch, whose in-memory data starts empty).
   if wanted couch || wanted cht; then
     WANT[couch]=1
     WANT[cht]=1
@@ -994,7 +996,8 @@ cmd_down() { # [service...]
   lock_run_dir
   load_settings
   want_services "$@"
-  # openhim cannot outlive its database, nor the stand-in its couch.
+  # openhim cannot outlive its database, nor the stand-in its couch; but
+  # `down cht` alone stops only the CHT API (CHT down, its data kept).
   if wanted congo; then WANT[openhim]=1; fi
   if wanted couch; then WANT[cht]=1; fi
   stop_wanted

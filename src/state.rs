@@ -115,6 +115,8 @@ pub struct AppState {
     pub fhir: FhirClient,
     pub cht: ChtClient,
     pub dead_letters: DeadLetterStore,
+    /// Serialises concurrent copies of one outbound request.
+    pub locks: crate::locks::KeyedLocks,
 }
 
 impl AppState {
@@ -137,6 +139,7 @@ impl AppState {
             fhir,
             cht,
             dead_letters,
+            locks: Default::default(),
         })
     }
 }

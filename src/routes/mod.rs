@@ -2,6 +2,7 @@
 
 pub mod cht;
 pub mod compat;
+pub mod fhir;
 pub mod status;
 
 use axum::Router;
@@ -24,6 +25,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(status::metrics))
         .route("/cht/patient", post(cht::patient))
         .route("/cht/encounter", post(cht::encounter))
+        .route("/fhir/ServiceRequest", post(fhir::follow_up))
+        .route("/service-request", post(fhir::follow_up))
+        .route("/fhir/Task", post(fhir::follow_up))
         .route("/patient", post(compat::patient))
         .route("/encounter", post(compat::encounter));
     with_middleware(endpoints, state)

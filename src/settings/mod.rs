@@ -31,6 +31,8 @@ pub struct Settings {
     pub forms: std::sync::Arc<FormMappings>,
     /// `DEAD_LETTER_DB`: path of the SQLite dead-letter store.
     pub dead_letter_db: PathBuf,
+    /// `CHT_FOLLOW_UP_FORM`: JSON form code of the CHT follow-up record (upper case, as CHT keeps it).
+    pub cht_follow_up_form: String,
     /// The raw values, kept so console config is merged over the environment, not over itself.
     pub source: Source,
 }
@@ -169,7 +171,17 @@ impl Settings {
         }
         .map_err(|e| SettingsError::invalid("FORM_MAPPINGS_FILE", e))?;
         let dead_letter_db = source.parse("DEAD_LETTER_DB")?;
-        Ok(Self { server, openhim, live, tls_ca_bundle, forms: std::sync::Arc::new(forms), dead_letter_db, source })
+        let cht_follow_up_form = source.parse::<String>("CHT_FOLLOW_UP_FORM")?.to_uppercase();
+        Ok(Self {
+            server,
+            openhim,
+            live,
+            tls_ca_bundle,
+            forms: std::sync::Arc::new(forms),
+            dead_letter_db,
+            cht_follow_up_form,
+            source,
+        })
     }
 
     /// The settings OpenHIM needs when it is not used at all (e.g. offline commands).

@@ -174,6 +174,13 @@ export async function startStandin(config) {
       const off = (name) => ['false', '0'].includes(url.searchParams.get(name) || '');
       sendJSON(res, 200, await engine.flush({ changes: !off('changes'), retry: !off('retry') }));
     },
+    // Fault injection at run time: `{"deliver_twice": true}` POSTs every push twice from now on.
+    'PUT /_standin/outbound/faults': async (req, res) => {
+      const body = await requireJsonBody(req);
+      if (typeof body.deliver_twice === 'boolean') engine.deliverTwice = body.deliver_twice;
+      log(`outbound faults: deliver_twice=${engine.deliverTwice}`);
+      sendJSON(res, 200, { deliver_twice: engine.deliverTwice });
+    },
     'GET /_standin/outbound/attempts': async (req, res, url) => {
       const since = Number(url.searchParams.get('since') || 0);
       sendJSON(res, 200, { attempts: engine.attempts.filter((a) => a.n > since), last: engine.attemptCounter });

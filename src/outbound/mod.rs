@@ -1,0 +1,4 @@
+//! The outbound side (other systems → CHT): requests arriving on the "FHIR requests to CHT"
+//! channel become CHT records through `POST /api/v2/records`.
+
+pub mod follow_up;

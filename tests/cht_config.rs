@@ -1,0 +1,80 @@
+//! The CHT side an app builder pastes in (mediator-config/cht/) must agree with the mediator:
+//! every report form CHT pushes has a form mapping and every mapping is pushed, pushes go to
+//! paths the default channels route, and the JSON forms define every field the mediator writes.
+
+use cht_fhir_mediator::conversions::follow_up::{new_task, parse_request, record_fields};
+use cht_fhir_mediator::conversions::mapping::{DEFAULT_FORMS_JSON, FormMappings};
+use cht_fhir_mediator::openhim::registration::MEDIATOR_JSON;
+use serde_json::{Value, json};
+
+fn app_settings() -> Value {
+    serde_json::from_str(&std::fs::read_to_string("mediator-config/cht/app_settings.json").unwrap()).unwrap()
+}
+
+/// The form codes listed in a relevant_to expression's `[...]`.
+fn pushed_forms(relevant_to: &str) -> Vec<String> {
+    let list =
+        regex::Regex::new(r"\[([^\]]*)\]").unwrap().captures(relevant_to).expect("a list of forms")[1].to_owned();
+    regex::Regex::new(r"'([^']+)'").unwrap().captures_iter(&list).map(|c| c[1].to_owned()).collect()
+}
+
+#[test]
+fn every_pushed_report_form_is_mapped_and_every_mapping_is_pushed() {
+    let settings = app_settings();
+    let mappings = FormMappings::parse(DEFAULT_FORMS_JSON).unwrap();
+    let pushed = pushed_forms(settings["outbound"]["cht_fhir_reports"]["relevant_to"].as_str().unwrap());
+    for form in &pushed {
+        assert!(mappings.form(form).is_some(), "CHT pushes {form} but forms.json has no mapping for it");
+    }
+    for form in mappings.forms.keys() {
+        assert!(pushed.contains(form), "forms.json maps {form} but CHT never pushes it");
+    }
+    assert_eq!(settings["transitions"]["mark_for_outbound"], true, "outbound needs the transition");
+}
+
+#[test]
+fn pushes_go_to_paths_the_default_channels_route_to_existing_endpoints() {
+    let settings = app_settings();
+    let registration: Value = serde_json::from_str(MEDIATOR_JSON).unwrap();
+    let channels = registration["defaultChannelConfig"].as_array().unwrap();
+    for (name, push) in settings["outbound"].as_object().unwrap() {
+        let path = push["destination"]["path"].as_str().unwrap();
+        let channel = channels
+            .iter()
+            .find(|c| regex::Regex::new(c["urlPattern"].as_str().unwrap()).unwrap().is_match(path))
+            .unwrap_or_else(|| panic!("outbound {name} pushes to {path}, which no default channel routes"));
+        assert!(
+            channel["allow"].as_array().unwrap().contains(&json!("cht")),
+            "{name}: channel {} does not allow role cht",
+            channel["name"]
+        );
+        let mediator_path = path.trim_start_matches("/mediator");
+        assert!(
+            ["/cht/patient", "/cht/encounter"].contains(&mediator_path),
+            "{name}: {mediator_path} is not an inbound endpoint"
+        );
+        assert_eq!(push["mapping"], json!({"doc": "doc"}), "{name}: the mediator converts whole documents");
+        assert!(push["destination"]["auth"]["password_key"].is_string());
+    }
+}
+
+#[test]
+fn the_follow_up_form_defines_every_field_the_mediator_writes() {
+    let settings = app_settings();
+    let form = &settings["forms"]["INTEROP_FOLLOW_UP"]["fields"];
+    let request = parse_request(&json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/p"}, "requester": {"display": "Clinic"}, "reasonCode": [{"text": "r"}], "note": [{"text": "n"}]}))
+    .unwrap();
+    let fields = record_fields(&new_task(&request, "p", "2026-11-21T00:00:00Z"), "uuid", Some("12345"));
+    for key in fields.keys() {
+        assert!(form.get(key).is_some(), "INTEROP_FOLLOW_UP does not define {key}: CHT would drop it");
+        assert_eq!(key, &key.to_lowercase());
+    }
+    for (key, def) in form.as_object().unwrap() {
+        if def["required"] == true {
+            assert!(fields.contains_key(key), "INTEROP_FOLLOW_UP requires {key}, which the mediator does not send");
+        }
+    }
+    let default_form = std::fs::read_to_string("mediator-config/settings.toml").unwrap();
+    assert!(default_form.contains("CHT_FOLLOW_UP_FORM = \"INTEROP_FOLLOW_UP\""));
+}
