@@ -115,6 +115,8 @@ pub struct AppState {
     pub fhir: FhirClient,
     pub cht: ChtClient,
     pub dead_letters: DeadLetterStore,
+    /// Calls to requesters' Endpoints (follow-up callbacks).
+    pub callback: Recorder,
     /// Serialises concurrent copies of one outbound request.
     pub locks: crate::locks::KeyedLocks,
 }
@@ -126,6 +128,7 @@ impl AppState {
         let ca = settings.tls_ca_bundle.as_deref();
         let fhir = FhirClient::new(Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "fhir", metrics.clone()));
         let cht = ChtClient::new(Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "cht", metrics.clone()));
+        let callback = Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "callback", metrics.clone());
         let dead_letters = DeadLetterStore::open(&settings.dead_letter_db)?;
         let openhim = Arc::new(OpenhimStatusHandle::default());
         openhim.update(|s| s.enabled = settings.openhim.register);
@@ -139,6 +142,7 @@ impl AppState {
             fhir,
             cht,
             dead_letters,
+            callback,
             locks: Default::default(),
         })
     }

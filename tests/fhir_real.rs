@@ -192,8 +192,29 @@ async fn the_follow_up_outcome_closes_its_task_with_the_encounter_as_output() {
     let app = app(&stack).await;
     let (patient, record, report, task_id) = (unique("pat"), unique("rec"), unique("fu"), unique("task"));
     assert_eq!(post(&app, "/cht/patient", &person(&patient, "Brian Otieno")).await.0 / 100, 2);
+    // The requester: an Organization whose Endpoint is a receiver standing in for the EMR.
+    let receiver = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let (org, endpoint) = (unique("org"), unique("ep"));
+    let fhir_put = |path: String, body: Value| async move {
+        let r = reqwest::Client::new().put(format!("{}/{path}", stack.fhir_url)).json(&body).send().await.unwrap();
+        assert!(r.status().is_success(), "PUT {path}: {}", r.status());
+    };
+    fhir_put(format!("Endpoint/{endpoint}"), json!({"resourceType": "Endpoint", "id": endpoint, "status": "active",
+        "connectionType": {"system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type", "code": "hl7-fhir-rest"},
+        "payloadType": [{"text": "Task"}], "address": format!("{}/fhir-callback", receiver.uri())})).await;
+    fhir_put(
+        format!("Organization/{org}"),
+        json!({"resourceType": "Organization", "id": org, "name": "Kondele clinic",
+        "endpoint": [{"reference": format!("Endpoint/{endpoint}")}]}),
+    )
+    .await;
     // The LTFU Task as the outbound side leaves it: received, with the CHT follow-up record id.
     let task = json!({"resourceType": "Task", "id": task_id, "status": "received", "intent": "order",
+        "requester": {"reference": format!("Organization/{org}")},
         "identifier": [{"system": DOC_SYSTEM, "value": record}],
         "meta": {"profile": ["http://cht-fhir-mediator.org/fhir/StructureDefinition/cht-task"]},
         "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
@@ -215,6 +236,18 @@ async fn the_follow_up_outcome_closes_its_task_with_the_encounter_as_output() {
     assert_eq!(closed["lastModified"], "2024-11-20T10:53:20.000Z");
     assert_eq!(search(&stack, &format!("Task?identifier={DOC_SYSTEM}|{record}")).await.len(), 1);
     assert_eq!(fhir_get(&stack, &format!("Encounter/{report}")).await.0, 200);
+
+    // The requester hears of it once, although the outcome was delivered twice.
+    let calls = common::eventually(Duration::from_secs(10), "the requester callback", || async {
+        let calls = receiver.received_requests().await.unwrap_or_default();
+        (!calls.is_empty()).then_some(calls)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received_requests().await.unwrap().len(), 1, "one callback");
+    assert_eq!(calls[0].url.path(), "/fhir-callback");
+    let sent: Value = serde_json::from_slice(&calls[0].body).unwrap();
+    assert_eq!((sent["id"].as_str(), sent["status"].as_str()), (Some(task_id.as_str()), Some("completed")));
 }
 
 #[tokio::test]

@@ -8,52 +8,17 @@
 mod common;
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use cht_fhir_mediator::metrics::Metrics;
 use cht_fhir_mediator::openhim::client::{OpenhimClient, encode_segment};
+use common::openhim::{CHANNELS, URN, admin, live_channels, mediator_record, reset, transaction_for};
 use common::{Stack, TestApp, eventually, spawn_app, stack};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha512};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const URN: &str = "urn:mediator:cht-fhir-mediator";
-const CHANNELS: [&str; 3] = ["CHT inbound", "FHIR requests to CHT", "Reference mediator paths"];
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn admin(stack: &Stack, api_url: &str) -> OpenhimClient {
-    let settings = common::settings(&[
-        ("OPENHIM_API_URL", api_url),
-        ("OPENHIM_PASSWORD", "openhim-password"),
-        ("OPENHIM_AUTH", "token"),
-        ("TLS_CA_BUNDLE", &stack.ca_bundle),
-    ]);
-    let http =
-        cht_fhir_mediator::upstream::build_client(settings.tls_ca_bundle.as_deref(), Duration::from_secs(5)).unwrap();
-    OpenhimClient::new(&settings.openhim, http, Arc::new(Metrics::new()))
-}
-
-/// Removes this mediator and its channels so each test starts clean.
-async fn reset(admin: &OpenhimClient) {
-    let path = format!("/mediators/{}", encode_segment(URN));
-    admin.request(Method::DELETE, &path, None).await.unwrap();
-    let channels = admin.get_json("/channels").await.unwrap();
-    for channel in channels.as_array().unwrap() {
-        // Channels with transactions are only marked deleted by the core; skip those.
-        if CHANNELS.contains(&channel["name"].as_str().unwrap_or_default()) && channel["status"] != "deleted" {
-            let id = channel["_id"].as_str().unwrap();
-            admin.request(Method::DELETE, &format!("/channels/{id}"), None).await.unwrap();
-        }
-    }
-}
-
-async fn mediator_record(admin: &OpenhimClient) -> Option<Value> {
-    let all = admin.get_json("/mediators").await.ok()?;
-    all.as_array()?.iter().find(|m| m["urn"] == URN).cloned()
-}
 
 async fn registered_app(stack: &Stack, extra: &[(&str, &str)]) -> TestApp {
     let mut env = vec![
@@ -190,9 +155,7 @@ async fn register_command_installs_the_default_channels() {
     let out = run(&stack.openhim_api_url);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("default channels installed"));
-    let channels = admin.get_json("/channels").await.unwrap();
-    let channels =
-        Value::Array(channels.as_array().unwrap().iter().filter(|c| c["status"] != "deleted").cloned().collect());
+    let channels = Value::Array(live_channels(&admin).await);
     for name in CHANNELS {
         let channel = channels
             .as_array()
@@ -219,25 +182,11 @@ async fn register_command_installs_the_default_channels() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("OPENHIM_API_URL"));
 }
 
-/// An OpenHIM client allowed on the mediator's channels (role `cht`), created once per core.
+/// An OpenHIM client allowed on the mediator's channels (role `cht`).
 async fn channel_client(admin: &OpenhimClient) -> (&'static str, &'static str) {
-    let (id, password, salt) = ("test-cht-client", "test-cht-password", "4d1c0f2e");
-    let hash = hex::encode(Sha512::digest(format!("{password}{salt}").as_bytes()));
-    let body = json!({"clientID": id, "name": "Test CHT", "roles": ["cht"], "passwordAlgorithm": "sha512", "passwordSalt": salt, "passwordHash": hash});
-    let existing = admin.get_json("/clients").await.unwrap();
-    if !existing.as_array().unwrap().iter().any(|c| c["clientID"] == id) {
-        let r = admin.request(Method::POST, "/clients", Some(&body)).await.unwrap();
-        assert!(r.status.is_success(), "create client: {}", r.status);
-    }
+    let (id, password) = ("test-cht-client", "test-cht-password");
+    common::openhim::ensure_client(admin, id, "cht", password).await;
     (id, password)
-}
-
-async fn transaction_for(admin: &OpenhimClient, path: &str, marker: &str) -> Option<Value> {
-    let list = admin.get_json("/transactions?filterPage=0&filterLimit=50&filterRepresentation=full").await.ok()?;
-    list.as_array()?
-        .iter()
-        .find(|t| t["request"]["path"] == path && t["request"]["body"].as_str().is_some_and(|b| b.contains(marker)))
-        .cloned()
 }
 
 #[tokio::test]

@@ -32,8 +32,9 @@ pub async fn write(state: &AppState, ctx: &CallContext, payload: &Value) -> Resu
     writes.extend(new_patient);
     writes.push(resources.encounter.clone());
     writes.extend(resources.observations.iter().cloned());
-    if let Some(task) = task_change(state, ctx, &live, &input, resources.referral).await? {
-        writes.push(task);
+    let task = task_change(state, ctx, &live, &input, resources.referral).await?;
+    if let Some(change) = &task {
+        writes.push(change.task.clone());
     }
     for resource in &writes {
         conforms(resource)?;
@@ -57,6 +58,10 @@ pub async fn write(state: &AppState, ctx: &CallContext, payload: &Value) -> Resu
     entries.extend(stale.iter().map(|id| delete_entry("Observation", id)));
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
     let response = state.fhir.transaction(ctx, &live.fhir, &bundle).await?;
+    if let Some(TaskChange { task, newly_closed: true }) = task {
+        // Only when this report closed it: a redelivery does not call the requester again.
+        crate::outbound::notify::spawn(state.clone(), task);
+    }
     tracing::info!(
         encounter = %encounter_id,
         observations = resources.observations.len(),
@@ -105,6 +110,12 @@ async fn resolve_patient(
     Ok((patient["id"].as_str().unwrap_or_default().to_owned(), Some(patient)))
 }
 
+/// A Task this report writes; `newly_closed` when it closes a follow-up that was still open.
+struct TaskChange {
+    task: Value,
+    newly_closed: bool,
+}
+
 /// The Task to write with this report, if any.
 async fn task_change(
     state: &AppState,
@@ -112,7 +123,7 @@ async fn task_change(
     live: &LiveConfig,
     input: &ReportInput,
     referral: Option<Value>,
-) -> Result<Option<Value>, Failure> {
+) -> Result<Option<TaskChange>, Failure> {
     match &input.task {
         None => Ok(None),
         Some(TaskSpec::Referral { .. }) => {
@@ -126,7 +137,7 @@ async fn task_change(
                     }
                 }
             }
-            Ok(Some(task))
+            Ok(Some(TaskChange { task, newly_closed: false }))
         }
         Some(TaskSpec::FollowUpOutcome { task_id, source_id, status, outcome }) => {
             let mut task = None;
@@ -152,7 +163,11 @@ async fn task_change(
                 )));
             };
             let encounter_id = resource_id(&input.id);
-            Ok(Some(close_task(&task, status, outcome, &encounter_id, &input.reported)))
+            let newly_closed = !matches!(task["status"].as_str(), Some("completed" | "failed" | "cancelled"));
+            Ok(Some(TaskChange {
+                task: close_task(&task, status, outcome, &encounter_id, &input.reported),
+                newly_closed,
+            }))
         }
     }
 }

@@ -2,3 +2,4 @@
 //! channel become CHT records through `POST /api/v2/records`.
 
 pub mod follow_up;
+pub mod notify;

@@ -2,6 +2,8 @@
 //! local stack (scripts/stack.sh) when a test needs it.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod openhim;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
