@@ -44,6 +44,11 @@ async fn fhir_get(stack: &Stack, path: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+async fn fhir_put(stack: &Stack, path: &str, body: &Value) {
+    let r = reqwest::Client::new().put(format!("{}/{path}", stack.fhir_url)).json(body).send().await.unwrap();
+    assert!(r.status().is_success(), "PUT {path}: {}", r.status());
+}
+
 async fn search(stack: &Stack, query: &str) -> Vec<Value> {
     let (status, bundle) = fhir_get(stack, query).await;
     assert_eq!(status, 200, "{query}: {bundle}");
@@ -177,8 +182,7 @@ async fn referral_creates_one_task_and_redelivery_keeps_its_progress() {
 
     // The facility accepts it; CHT redelivers the referral: the Task stays accepted, and single.
     task["status"] = json!("accepted");
-    let url = format!("{}/Task/{}", stack.fhir_url, task["id"].as_str().unwrap());
-    assert!(reqwest::Client::new().put(url).json(&task).send().await.unwrap().status().is_success());
+    fhir_put(&stack, &format!("Task/{}", task["id"].as_str().unwrap()), &task).await;
     assert_eq!(post(&app, "/cht/encounter", &referral).await.0, 200);
     let tasks = search(&stack, &format!("Task?identifier={DOC_SYSTEM}|{report}")).await;
     assert_eq!(tasks.len(), 1);
@@ -199,16 +203,13 @@ async fn the_follow_up_outcome_closes_its_task_with_the_encounter_as_output() {
         .mount(&receiver)
         .await;
     let (org, endpoint) = (unique("org"), unique("ep"));
-    let fhir_put = |path: String, body: Value| async move {
-        let r = reqwest::Client::new().put(format!("{}/{path}", stack.fhir_url)).json(&body).send().await.unwrap();
-        assert!(r.status().is_success(), "PUT {path}: {}", r.status());
-    };
-    fhir_put(format!("Endpoint/{endpoint}"), json!({"resourceType": "Endpoint", "id": endpoint, "status": "active",
+    fhir_put(&stack, &format!("Endpoint/{endpoint}"), &json!({"resourceType": "Endpoint", "id": endpoint, "status": "active",
         "connectionType": {"system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type", "code": "hl7-fhir-rest"},
         "payloadType": [{"text": "Task"}], "address": format!("{}/fhir-callback", receiver.uri())})).await;
     fhir_put(
-        format!("Organization/{org}"),
-        json!({"resourceType": "Organization", "id": org, "name": "Kondele clinic",
+        &stack,
+        &format!("Organization/{org}"),
+        &json!({"resourceType": "Organization", "id": org, "name": "Kondele clinic",
         "endpoint": [{"reference": format!("Endpoint/{endpoint}")}]}),
     )
     .await;
@@ -219,9 +220,7 @@ async fn the_follow_up_outcome_closes_its_task_with_the_encounter_as_output() {
         "meta": {"profile": ["http://cht-fhir-mediator.org/fhir/StructureDefinition/cht-task"]},
         "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
         "for": {"reference": format!("Patient/{patient}")}, "authoredOn": "2026-11-01T08:00:00Z"});
-    let put =
-        reqwest::Client::new().put(format!("{}/Task/{task_id}", stack.fhir_url)).json(&task).send().await.unwrap();
-    assert!(put.status().is_success());
+    fhir_put(&stack, &format!("Task/{task_id}"), &task).await;
     let outcome = json!({"doc": {"_id": report, "type": "data_record", "form": "interop_follow_up", "reported_date": 1732100000000_i64,
         "fields": {"patient_uuid": patient, "inputs": {"source": "task", "source_id": record},
             "follow_up": {"patient_found": "yes", "outcome": "returned_to_care"}}}});
