@@ -66,11 +66,20 @@ pub async fn ensure_client(admin: &OpenhimClient, id: &str, role: &str, password
 
 /// The newest stored transaction on `path` whose request body contains `marker`.
 pub async fn transaction_for(admin: &OpenhimClient, path: &str, marker: &str) -> Option<Value> {
-    let list = admin.get_json("/transactions?filterPage=0&filterLimit=200&filterRepresentation=full").await.ok()?;
-    list.as_array()?
-        .iter()
-        .find(|t| t["request"]["path"] == path && t["request"]["body"].as_str().is_some_and(|b| b.contains(marker)))
+    transactions_for(admin, path, marker).await.into_iter().next()
+}
+
+/// All stored transactions on `path` whose request body contains `marker`, newest first.
+pub async fn transactions_for(admin: &OpenhimClient, path: &str, marker: &str) -> Vec<Value> {
+    let Ok(list) = admin.get_json("/transactions?filterPage=0&filterLimit=500&filterRepresentation=full").await else {
+        return Vec::new();
+    };
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["request"]["path"] == path && t["request"]["body"].as_str().is_some_and(|b| b.contains(marker)))
         .cloned()
+        .collect()
 }
 
 /// The mediator's own orchestrations of a transaction (the core adds one named after the route).
