@@ -78,3 +78,40 @@ fn the_follow_up_form_defines_every_field_the_mediator_writes() {
     let default_form = std::fs::read_to_string("mediator-config/settings.toml").unwrap();
     assert!(default_form.contains("CHT_FOLLOW_UP_FORM = \"INTEROP_FOLLOW_UP\""));
 }
+
+#[test]
+fn the_patient_and_observation_forms_define_every_field_the_outbound_mapping_writes() {
+    use cht_fhir_mediator::conversions::to_cht::{
+        DEFAULT_OUTBOUND_JSON, OutboundMappings, encounter_record, patient_record,
+    };
+    let settings = app_settings();
+    let mappings = OutboundMappings::parse(DEFAULT_OUTBOUND_JSON).unwrap();
+    let patient = json!({"resourceType": "Patient", "id": "p", "name": [{"text": "A B"}], "gender": "female", "birthDate": "1990-01-01",
+        "telecom": [{"system": "phone", "value": "+1"}], "managingOrganization": {"reference": mappings.places.keys().next().unwrap()}});
+    let observations: Vec<Value> = mappings
+        .observation_fields
+        .keys()
+        .map(|token| {
+            let (system, code) = token.split_once('|').unwrap();
+            json!({"code": {"coding": [{"system": system, "code": code}]}, "valueString": "x"})
+        })
+        .collect();
+    let records = [
+        patient_record(&patient, &mappings).unwrap(),
+        encounter_record(&json!({"id": "e"}), &observations, "uuid", &mappings).unwrap(),
+    ];
+    for (form, fields) in records {
+        let defined = settings["forms"][&form]["fields"]
+            .as_object()
+            .unwrap_or_else(|| panic!("app_settings has no JSON form {form}"));
+        for key in fields.keys() {
+            assert!(defined.contains_key(key), "{form} does not define {key}: CHT would drop it");
+        }
+        for (key, def) in defined {
+            assert!(
+                def["required"] != true || fields.contains_key(key),
+                "{form} requires {key}, which the mediator does not send"
+            );
+        }
+    }
+}

@@ -187,3 +187,89 @@ async fn records_api_answers_without_success_are_failures_and_the_task_stays_req
         assert_eq!(task["status"], "requested", "{label}: left for a retry to complete");
     }
 }
+
+async fn record(stack: &Stack, form: &str, external_id: &str) -> Vec<Value> {
+    let r = reqwest::Client::new()
+        .post(format!("{}/medic/_find", stack.cht_url))
+        .basic_auth(&stack.couch_user, Some(&stack.couch_password))
+        .json(&json!({"selector": {"form": form, "fields.external_id": external_id}}))
+        .send()
+        .await
+        .unwrap();
+    r.json::<Value>().await.unwrap()["docs"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_patient_from_another_system_becomes_one_cht_record_from_json_or_xml() {
+    let Some(stack) = stack() else { return };
+    let app = app(&stack).await;
+    let id = unique("emr-pat");
+    let xml = format!(
+        r#"<Patient xmlns="http://hl7.org/fhir"><id value="{id}"/><name><given value="Amina"/><family value="Njeri"/></name>
+        <telecom><system value="phone"/><value value="+254700000009"/></telecom><gender value="female"/><birthDate value="1990-05-12"/>
+        <managingOrganization><reference value="Organization/kondele-clinic"/></managingOrganization></Patient>"#
+    );
+    let post_xml = || {
+        app.http.post(app.url("/fhir/Patient")).header("content-type", "application/fhir+xml").body(xml.clone()).send()
+    };
+    assert_eq!(post_xml().await.unwrap().status(), 201);
+    assert_eq!(post_xml().await.unwrap().status(), 200, "the same Patient again finds the record");
+    let json_copy = json!({"resourceType": "Patient", "id": id, "name": [{"given": ["Amina"], "family": "Njeri"}],
+        "managingOrganization": {"reference": "Organization/kondele-clinic"}});
+    assert_eq!(app.http.post(app.url("/fhir/Patient")).json(&json_copy).send().await.unwrap().status(), 200);
+    let records = record(&stack, "INTEROP_PATIENT", &id).await;
+    assert_eq!(records.len(), 1);
+    let fields = &records[0]["fields"];
+    assert_eq!(
+        (fields["patient_name"].as_str(), fields["phone"].as_str(), fields["sex"].as_str()),
+        (Some("Amina Njeri"), Some("+254700000009"), Some("female"))
+    );
+    assert_eq!(fields["parent_id"], "5e1a3c55-health-center-kondele");
+
+    let homeless = json!({"resourceType": "Patient", "id": unique("p"), "name": [{"text": "No Place"}]});
+    let r = app.http.post(app.url("/fhir/Patient")).json(&homeless).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.json::<Value>().await.unwrap()["issue"][0]["expression"][0], "Patient.managingOrganization");
+    let r = app
+        .http
+        .post(app.url("/fhir/Patient"))
+        .header("content-type", "application/fhir+xml")
+        .body("<Patient xmlns=\"http://hl7.org/fhir\"><nmae/></Patient>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn an_encounter_bundle_becomes_one_cht_record_with_fields_named_by_the_observation_codes() {
+    let Some(stack) = stack() else { return };
+    let app = app(&stack).await;
+    let patient = new_patient(&stack, &app).await;
+    let encounter = unique("enc");
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:7d0b0f3e-1111-4a5e-9c1d-000000000001", "resource": {"resourceType": "Encounter", "id": encounter, "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}, "subject": {"reference": format!("Patient/{patient}")}},
+         "request": {"method": "PUT", "url": format!("Encounter/{encounter}")}},
+        {"resource": {"resourceType": "Observation", "status": "final", "encounter": {"reference": "urn:uuid:7d0b0f3e-1111-4a5e-9c1d-000000000001"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]}, "valueQuantity": {"value": 58.5, "unit": "kg"}},
+         "request": {"method": "POST", "url": "Observation"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "encounter": {"reference": "urn:uuid:7d0b0f3e-1111-4a5e-9c1d-000000000001"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "20447-9"}]}, "valueQuantity": {"value": 40, "unit": "copies/mL"}},
+         "request": {"method": "POST", "url": "Observation"}}]});
+    for (path, expected) in [("/fhir/", 201), ("/fhir", 200)] {
+        let r = app.http.post(app.url(path)).json(&bundle).send().await.unwrap();
+        assert_eq!(r.status(), expected, "{path}");
+    }
+    let records = record(&stack, "INTEROP_OBSERVATION", &encounter).await;
+    assert_eq!(records.len(), 1);
+    let fields = &records[0]["fields"];
+    assert_eq!(fields["patient_uuid"], patient.as_str());
+    assert_eq!(fields["body_weight"], "58.5 kg");
+    assert_eq!(fields["hiv_viral_load"], "40 copies/mL");
+
+    let orphan = json!({"resourceType": "Encounter", "id": unique("enc"), "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}, "subject": {"reference": "Patient/nobody-here"}});
+    let r = app.http.post(app.url("/fhir/Encounter")).json(&orphan).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+}

@@ -10,6 +10,7 @@ pub mod json_path;
 pub mod mapping;
 pub mod patient;
 pub mod report;
+pub mod to_cht;
 pub mod values;
 
 /// Why a document cannot be converted; `element` names the input element at fault.

@@ -14,6 +14,13 @@ pub fn check_structure(resource: &Value) -> Result<(), String> {
     fhirbolt::json::from_json_value::<Resource>(resource.clone(), Some(config)).map(drop).map_err(|e| e.to_string())
 }
 
+/// A FHIR R4 resource in XML (`application/fhir+xml`) as FHIR JSON, through the typed model.
+pub fn xml_to_json(text: &str) -> Result<Value, String> {
+    let config = DeserializationConfig { mode: DeserializationMode::Strict };
+    let resource: Resource = fhirbolt::xml::from_str(text, Some(config)).map_err(|e| e.to_string())?;
+    fhirbolt::json::to_json_value(resource, None).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -27,6 +34,19 @@ mod tests {
         let err = check_structure(&json!({"resourceType": "Observation", "status": "final"})).unwrap_err();
         assert!(err.contains("code"), "missing required Observation.code: {err}");
         assert!(check_structure(&json!({"resourceType": "Patient", "active": "yes"})).is_err());
+    }
+
+    #[test]
+    fn xml_resources_become_fhir_json() {
+        let xml = r#"<Patient xmlns="http://hl7.org/fhir"><id value="p1"/><name><text value="Amina Njeri"/></name>
+            <gender value="female"/><birthDate value="1990-05-12"/></Patient>"#;
+        let json = xml_to_json(xml).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"resourceType": "Patient", "id": "p1", "name": [{"text": "Amina Njeri"}], "gender": "female", "birthDate": "1990-05-12"})
+        );
+        assert!(xml_to_json("<Patient xmlns=\"http://hl7.org/fhir\"><nmae/></Patient>").is_err());
+        assert!(xml_to_json("not xml").is_err());
     }
 
     #[test]

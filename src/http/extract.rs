@@ -37,6 +37,36 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
+/// Content types accepted for FHIR XML bodies.
+const XML_TYPES: &[&str] = &["application/fhir+xml", "application/xml+fhir", "application/xml", "text/xml"];
+
+/// A FHIR request body, JSON or XML (`application/fhir+xml`), as FHIR JSON.
+#[derive(Debug)]
+pub struct FhirBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for FhirBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type =
+            request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if JSON_TYPES.contains(&essence.as_str()) {
+            return JsonBody::from_request(request, state).await.map(|JsonBody(v)| Self(v));
+        }
+        if !XML_TYPES.contains(&essence.as_str()) {
+            let expected = "application/fhir+json, application/json or application/fhir+xml";
+            return Err(ApiError::UnsupportedMediaType { found: content_type.to_owned(), expected });
+        }
+        let bytes = read_body(request, state).await?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("request body is not UTF-8: {e}"), None))?;
+        let value = crate::fhir::model::xml_to_json(text)
+            .map_err(|e| ApiError::bad_request(format!("not a valid FHIR R4 XML resource: {e}"), None))?;
+        Ok(Self(value))
+    }
+}
+
 /// The raw body within the configured limit.
 pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(request, state).await.map_err(|rejection| {

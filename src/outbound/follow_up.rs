@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::conversions::follow_up::{FollowUpRequest, SubjectRef, new_task, parse_request, received, record_fields};
 use crate::error::ApiError;
 use crate::fhir::client::{FhirError, put_entry};
+use crate::outbound::records::{cht_uuid, ensure_record, fhir_error};
 use crate::settings::LiveConfig;
 use crate::state::AppState;
 use crate::upstream::CallContext;
@@ -59,16 +60,9 @@ pub async fn accept(state: &AppState, ctx: &CallContext, body: &Value) -> Result
     };
 
     let form = &state.settings.cht_follow_up_form;
-    let record = match known_record(state, ctx, &live, form, &request.task_id).await? {
-        Some(id) => id,
-        None => {
-            let (uuid, short_code) = cht_ids(&patient, &live.identifiers.document_id, &live.identifiers.patient_id);
-            let fields = record_fields(&task, &uuid, short_code.as_deref());
-            let created = state.cht.create_record(ctx, &live.cht, form, &fields).await?;
-            // Another replica may have raced this one: converge on the smallest id.
-            known_record(state, ctx, &live, form, &request.task_id).await?.unwrap_or(created)
-        }
-    };
+    let (uuid, short_code) = cht_ids(&patient, &live.identifiers.document_id, &live.identifiers.patient_id);
+    let fields = record_fields(&task, &uuid, short_code.as_deref());
+    let record = ensure_record(state, ctx, &live, form, "task_id", &fields).await?.id;
     let done = received(&task, &record, &live.identifiers.document_id, &now);
     let response = state.fhir.upsert(ctx, &live.fhir, &done).await?;
     if !response.status.is_success() {
@@ -112,24 +106,6 @@ async fn find_patient(
     })
 }
 
-/// The follow-up record CHT already has for `task_id` (the oldest id), deleting any duplicates.
-async fn known_record(
-    state: &AppState,
-    ctx: &CallContext,
-    live: &LiveConfig,
-    form: &str,
-    task_id: &str,
-) -> Result<Option<String>, ApiError> {
-    let records = state.cht.find_records(ctx, &live.cht, form, "task_id", task_id).await?;
-    let Some((keep, duplicates)) = records.split_first() else { return Ok(None) };
-    for dup in duplicates {
-        let (id, rev) = (dup["_id"].as_str().unwrap_or_default(), dup["_rev"].as_str().unwrap_or_default());
-        tracing::warn!(task = %task_id, duplicate = %id, "removing a duplicate CHT follow-up record");
-        state.cht.delete_doc(ctx, &live.cht, id, rev).await?;
-    }
-    Ok(keep["_id"].as_str().map(str::to_owned))
-}
-
 /// The patient's CHT `_id` (its CHT document identifier, else its FHIR id) and short code.
 fn cht_ids(patient: &Value, document_system: &str, patient_system: &str) -> (String, Option<String>) {
     let identifiers = patient["identifier"].as_array().cloned().unwrap_or_default();
@@ -140,19 +116,7 @@ fn cht_ids(patient: &Value, document_system: &str, patient_system: &str) -> (Str
             .and_then(|i| i["value"].as_str())
             .map(str::to_owned)
     };
-    let uuid =
-        by(document_system, "CHT Document ID").unwrap_or_else(|| patient["id"].as_str().unwrap_or_default().to_owned());
-    (uuid, by(patient_system, "CHT Patient ID"))
-}
-
-fn fhir_error(e: FhirError) -> ApiError {
-    match e {
-        FhirError::Transient(e) => e,
-        FhirError::Rejected { status, outcome } => {
-            let said = outcome["issue"][0]["diagnostics"].as_str().unwrap_or("no OperationOutcome").to_owned();
-            ApiError::Refused { target: "FHIR server", detail: format!("{status}: {said}") }
-        }
-    }
+    (cht_uuid(patient, document_system), by(patient_system, "CHT Patient ID"))
 }
 
 #[cfg(test)]

@@ -3,3 +3,4 @@
 
 pub mod follow_up;
 pub mod notify;
+pub mod records;

@@ -1,20 +1,28 @@
-//! `POST /fhir/ServiceRequest` (alias `/service-request`) and `POST /fhir/Task`: LTFU follow-up
-//! requests (see [`crate::outbound::follow_up`]). 201 with the Task when handed to CHT now, 200
-//! when it already was; 400/422 OperationOutcomes naming the element for requests that cannot be.
+//! The "FHIR requests to CHT" channel's endpoints; bodies in FHIR JSON or XML.
+//! - `POST /fhir/ServiceRequest` (alias `/service-request`), `POST /fhir/Task`: LTFU follow-up
+//!   requests ([`crate::outbound::follow_up`]); 201 with the Task when handed to CHT now, 200 when
+//!   it already was.
+//! - `POST /fhir/Patient`, `POST /fhir/Encounter`, `POST /fhir` (transaction or collection
+//!   Bundle): one CHT record each ([`crate::outbound::records`]); 201 when created, 200 when CHT
+//!   already had it, with an informational OperationOutcome naming the record.
+//!
+//! Requests that cannot be handled get 400/422 OperationOutcomes naming the element.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, FHIR_JSON};
-use crate::http::extract::{Ctx, JsonBody};
+use crate::fhir::operation_outcome::{Issue, OperationOutcome, Severity};
+use crate::http::extract::{Ctx, FhirBody};
 use crate::outbound::follow_up::accept;
+use crate::outbound::records::{self, Record};
 use crate::state::AppState;
 
 pub async fn follow_up(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
-    JsonBody(body): JsonBody,
+    FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
     let accepted = accept(&state, &ctx, &body).await?;
     let status = if accepted.created { StatusCode::CREATED } else { StatusCode::OK };
@@ -25,4 +33,32 @@ pub async fn follow_up(
         accepted.task.to_string(),
     )
         .into_response())
+}
+
+pub async fn patient(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    Ok(record_response(records::patient(&state, &ctx, &body).await?))
+}
+
+pub async fn encounter(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    FhirBody(body): FhirBody,
+) -> Result<Response, ApiError> {
+    Ok(record_response(records::encounter(&state, &ctx, &body).await?))
+}
+
+fn record_response(record: Record) -> Response {
+    let (status, said) =
+        if record.created { (StatusCode::CREATED, "created") } else { (StatusCode::OK, "already had") };
+    let outcome = OperationOutcome::from_issues(vec![Issue {
+        severity: Severity::Information,
+        code: "informational",
+        diagnostics: format!("CHT {said} record {} (form {})", record.id, record.form),
+        expression: Vec::new(),
+    }]);
+    (status, [(header::CONTENT_TYPE, FHIR_JSON)], outcome.to_json()).into_response()
 }

@@ -28,6 +28,11 @@ pub fn router(state: AppState) -> Router {
         .route("/fhir/ServiceRequest", post(fhir::follow_up))
         .route("/service-request", post(fhir::follow_up))
         .route("/fhir/Task", post(fhir::follow_up))
+        .route("/fhir/Patient", post(fhir::patient))
+        .route("/fhir/Encounter", post(fhir::encounter))
+        // FHIR's `POST [base]`; the channel pattern `^/mediator/fhir/.*$` routes `/fhir/`.
+        .route("/fhir", post(fhir::encounter))
+        .route("/fhir/", post(fhir::encounter))
         .route("/patient", post(compat::patient))
         .route("/encounter", post(compat::encounter));
     with_middleware(endpoints, state)

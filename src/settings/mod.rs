@@ -15,6 +15,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::conversions::mapping::{DEFAULT_FORMS_JSON, FormMappings};
+use crate::conversions::to_cht::{DEFAULT_OUTBOUND_JSON, OutboundMappings};
 pub use live::{CONSOLE_PARAMS, ConsoleParam, IdentifierSystems, LiveConfig, Upstream};
 pub use source::{SettingsError, Source};
 
@@ -29,6 +30,8 @@ pub struct Settings {
     pub tls_ca_bundle: Option<PathBuf>,
     /// Form mappings (`FORM_MAPPINGS_FILE`, else the built-in `mediator-config/forms.json`).
     pub forms: std::sync::Arc<FormMappings>,
+    /// Outbound mapping (`OUTBOUND_MAPPINGS_FILE`, else the built-in `mediator-config/outbound.json`).
+    pub outbound: std::sync::Arc<OutboundMappings>,
     /// `DEAD_LETTER_DB`: path of the SQLite dead-letter store.
     pub dead_letter_db: PathBuf,
     /// `CHT_FOLLOW_UP_FORM`: JSON form code of the CHT follow-up record (upper case, as CHT keeps it).
@@ -170,6 +173,13 @@ impl Settings {
                 .and_then(|text| FormMappings::parse(&text)),
         }
         .map_err(|e| SettingsError::invalid("FORM_MAPPINGS_FILE", e))?;
+        let outbound = match source.parse_opt::<PathBuf>("OUTBOUND_MAPPINGS_FILE")? {
+            None => OutboundMappings::parse(DEFAULT_OUTBOUND_JSON),
+            Some(path) => std::fs::read_to_string(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|text| OutboundMappings::parse(&text)),
+        }
+        .map_err(|e| SettingsError::invalid("OUTBOUND_MAPPINGS_FILE", e))?;
         let dead_letter_db = source.parse("DEAD_LETTER_DB")?;
         let cht_follow_up_form = source.parse::<String>("CHT_FOLLOW_UP_FORM")?.to_uppercase();
         Ok(Self {
@@ -178,6 +188,7 @@ impl Settings {
             live,
             tls_ca_bundle,
             forms: std::sync::Arc::new(forms),
+            outbound: std::sync::Arc::new(outbound),
             dead_letter_db,
             cht_follow_up_form,
             source,
