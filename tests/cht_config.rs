@@ -115,3 +115,57 @@ fn the_patient_and_observation_forms_define_every_field_the_outbound_mapping_wri
         }
     }
 }
+
+/// The text of the first element `<name>...</name>` or `<name attrs>...</name>`.
+fn block<'a>(xml: &'a str, name: &str) -> &'a str {
+    element(xml, &format!("<{name}>"), name)
+        .or_else(|| element(xml, &format!("<{name} "), name))
+        .unwrap_or_else(|| panic!("no <{name}> in the XForm"))
+}
+
+/// The text from `open` to the next `</name>`.
+fn element<'a>(xml: &'a str, open: &str, name: &str) -> Option<&'a str> {
+    let start = xml.find(open)?;
+    let end = xml[start..].find(&format!("</{name}>"))?;
+    Some(&xml[start..start + end])
+}
+
+#[test]
+fn the_follow_up_xform_and_task_agree_with_the_mapping() {
+    use cht_fhir_mediator::conversions::mapping::TaskKind;
+    let xform = std::fs::read_to_string("mediator-config/cht/forms/app/interop_follow_up.xml").unwrap();
+    let mappings = FormMappings::parse(DEFAULT_FORMS_JSON).unwrap();
+    let mapping = mappings.form("interop_follow_up").unwrap();
+    let task = mapping.task.as_ref().unwrap();
+    assert_eq!(task.kind, TaskKind::FollowUpOutcome);
+    let instance = block(&xform, "instance");
+    // Every field the mapping reads exists in the form's instance, at that path.
+    let mut paths: Vec<&str> = mapping.observations.iter().map(|o| o.field.as_str()).collect();
+    paths.extend(
+        [&task.source_field, &task.task_id_field, &task.outcome_field].into_iter().flatten().map(String::as_str),
+    );
+    for path in paths {
+        let segments: Vec<&str> = path.strip_prefix("fields.").expect("form fields").split('.').collect();
+        let (leaf, groups) = segments.split_last().unwrap();
+        let scope = groups.iter().fold(instance, |scope, group| block(scope, group));
+        assert!(scope.contains(&format!("<{leaf}")), "the XForm has no {path}");
+    }
+    // The outcome choices are exactly the answers the mapping knows.
+    let outcome = element(&xform, "<select1 ref=\"/interop_follow_up/follow_up/outcome\"", "select1")
+        .expect("the outcome question");
+    let mut choices: Vec<String> =
+        regex::Regex::new(r"<value>([^<]+)</value>").unwrap().captures_iter(outcome).map(|c| c[1].to_owned()).collect();
+    let mut known: Vec<String> = task.completed_values.iter().chain(&task.failed_values).cloned().collect();
+    choices.sort();
+    known.sort();
+    assert_eq!(choices, known);
+
+    // The CHT task applies to the mediator's follow-up records and opens this form.
+    let tasks = std::fs::read_to_string("mediator-config/cht/tasks.js").unwrap();
+    assert!(tasks.contains("appliesToType: ['INTEROP_FOLLOW_UP']"));
+    assert!(tasks.contains("form: 'interop_follow_up'"));
+    assert!(
+        pushed_forms(app_settings()["outbound"]["cht_fhir_reports"]["relevant_to"].as_str().unwrap())
+            .contains(&"interop_follow_up".to_owned())
+    );
+}
