@@ -117,6 +117,23 @@ impl Recorder {
         Self { client, target, metrics }
     }
 
+    /// A request to `path` under `upstream`'s base URL, with its timeout and its Basic
+    /// credentials (none when the username is empty). Errors only for a path that cannot join.
+    pub fn request(
+        &self,
+        upstream: &crate::settings::Upstream,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        use secrecy::ExposeSecret;
+        let url = join_url(&upstream.url, path)?;
+        let mut request = self.client.request(method, url).timeout(upstream.timeout);
+        if !upstream.username.is_empty() {
+            request = request.basic_auth(&upstream.username, upstream.password.as_ref().map(|p| p.expose_secret()));
+        }
+        Ok(request)
+    }
+
     /// Sends `request` (built with `self.client`), returning any HTTP answer; only transport
     /// failures are errors. `name` is the orchestration name shown in the OpenHIM console.
     #[tracing::instrument(name = "upstream", skip_all, fields(target = self.target, call = name, status))]

@@ -10,27 +10,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Stack, TestApp, spawn_app, stack};
+use common::{Stack, TestApp, spawn_on_stack, stack, unique};
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
 static FHIR_UP: RwLock<()> = RwLock::const_new(());
 const DOC_SYSTEM: &str = "https://cht.example.org/fhir/identifier/document-id";
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4())
-}
-
-async fn app(stack: &Stack) -> TestApp {
-    spawn_app(&[
-        ("FHIR_URL", &stack.fhir_url),
-        ("CHT_URL", &stack.cht_url),
-        ("CHT_USERNAME", &stack.couch_user),
-        ("CHT_PASSWORD", &stack.couch_password),
-        ("FHIR_TIMEOUT_MS", "5000"),
-    ])
-    .await
-}
 
 async fn post(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
     let r = app.http.post(app.url(path)).json(body).send().await.unwrap();
@@ -72,7 +57,7 @@ fn visit(report: &str, patient: &str, weight: &str, notes: Option<&str>) -> Valu
 async fn a_patient_delivered_again_and_again_and_concurrently_is_one_patient() {
     let Some(stack) = stack() else { return };
     let _up = FHIR_UP.read().await;
-    let app = app(&stack).await;
+    let app = spawn_on_stack(&stack).await;
     let id = unique("pat");
     for _ in 0..10 {
         assert_eq!(post(&app, "/cht/patient", &person(&id, "Amina Njeri")).await.0 / 100, 2);
@@ -103,7 +88,7 @@ async fn futures_join(handles: impl Iterator<Item = tokio::task::JoinHandle<u16>
 async fn a_redelivered_report_leaves_exactly_the_current_observations() {
     let Some(stack) = stack() else { return };
     let _up = FHIR_UP.read().await;
-    let app = app(&stack).await;
+    let app = spawn_on_stack(&stack).await;
     let (patient, report) = (unique("pat"), unique("rep"));
     assert_eq!(post(&app, "/cht/patient", &person(&patient, "Grace Akinyi")).await.0 / 100, 2);
     let query = format!("Observation?encounter=Encounter/{report}");
@@ -131,7 +116,7 @@ async fn a_redelivered_report_leaves_exactly_the_current_observations() {
 async fn a_report_before_its_patient_ends_with_both() {
     let Some(stack) = stack() else { return };
     let _up = FHIR_UP.read().await;
-    let app = app(&stack).await;
+    let app = spawn_on_stack(&stack).await;
     let (patient, report) = (unique("pat"), unique("rep"));
     // The person is in CHT only (its own push has not come yet).
     let doc = person(&patient, "Ngũgĩ wa Thiong'o")["doc"].clone();
@@ -166,7 +151,7 @@ async fn a_report_before_its_patient_ends_with_both() {
 async fn referral_creates_one_task_and_redelivery_keeps_its_progress() {
     let Some(stack) = stack() else { return };
     let _up = FHIR_UP.read().await;
-    let app = app(&stack).await;
+    let app = spawn_on_stack(&stack).await;
     let (patient, report) = (unique("pat"), unique("ref"));
     assert_eq!(post(&app, "/cht/patient", &person(&patient, "Kwame Mensah")).await.0 / 100, 2);
     let referral = json!({"doc": {"_id": report, "type": "data_record", "form": "referral", "reported_date": 1732000000000_i64,
@@ -193,7 +178,7 @@ async fn referral_creates_one_task_and_redelivery_keeps_its_progress() {
 async fn the_follow_up_outcome_closes_its_task_with_the_encounter_as_output() {
     let Some(stack) = stack() else { return };
     let _up = FHIR_UP.read().await;
-    let app = app(&stack).await;
+    let app = spawn_on_stack(&stack).await;
     let (patient, record, report, task_id) = (unique("pat"), unique("rec"), unique("fu"), unique("task"));
     assert_eq!(post(&app, "/cht/patient", &person(&patient, "Brian Otieno")).await.0 / 100, 2);
     // The requester: an Organization whose Endpoint is a receiver standing in for the EMR.
@@ -253,7 +238,7 @@ async fn the_follow_up_outcome_closes_its_task_with_the_encounter_as_output() {
 async fn with_the_fhir_server_down_the_answer_is_503_and_redelivery_completes_the_data() {
     let Some(stack) = stack() else { return };
     let _down = FHIR_UP.write().await;
-    let app = app(&stack).await;
+    let app = spawn_on_stack(&stack).await;
     let (patient, report) = (unique("pat"), unique("rep"));
     assert_eq!(post(&app, "/cht/patient", &person(&patient, "Otieno Ouma")).await.0 / 100, 2);
 
@@ -278,7 +263,7 @@ async fn with_the_fhir_server_down_the_answer_is_503_and_redelivery_completes_th
 async fn the_reference_paths_accept_ready_made_fhir_idempotently() {
     let Some(stack) = stack() else { return };
     let _up = FHIR_UP.read().await;
-    let app = app(&stack).await;
+    let app = spawn_on_stack(&stack).await;
     let id = unique("ready");
     let patient = json!({"resourceType": "Patient", "id": id, "name": [{"text": "Ready Made"}],
         "identifier": [{"type": {"text": "CHT Document ID"}, "value": id}]});

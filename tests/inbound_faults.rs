@@ -25,6 +25,23 @@ async fn post(app: &common::TestApp, path: &str, body: &Value) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
+/// A FHIR server that has the report's patient, no Observations yet, and takes one transaction.
+async fn accept_one_report(fhir: &MockServer) {
+    let answer = |body: Value| ResponseTemplate::new(200).set_body_json(body);
+    Mock::given(method("GET"))
+        .and(path("/Patient/p-fault-1"))
+        .respond_with(answer(json!({"resourceType": "Patient", "id": "p-fault-1"})))
+        .mount(fhir)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/Observation"))
+        .respond_with(answer(json!({"resourceType": "Bundle", "type": "searchset"})))
+        .mount(fhir)
+        .await;
+    let done = json!({"resourceType": "Bundle", "type": "transaction-response"});
+    Mock::given(method("POST")).and(path("/")).respond_with(answer(done)).expect(1).mount(fhir).await;
+}
+
 fn inner(envelope: &Value) -> Value {
     serde_json::from_str(envelope["response"]["body"].as_str().unwrap()).unwrap()
 }
@@ -148,24 +165,7 @@ async fn a_report_whose_patient_neither_side_knows_yet_gets_503() {
 #[tokio::test]
 async fn floats_reach_the_fhir_server_with_their_exact_decimals() {
     let fhir = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/Patient/p-fault-1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Patient", "id": "p-fault-1"})))
-        .mount(&fhir)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/Observation"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Bundle", "type": "searchset"})))
-        .mount(&fhir)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Bundle", "type": "transaction-response"})),
-        )
-        .expect(1)
-        .mount(&fhir)
-        .await;
+    accept_one_report(&fhir).await;
     let app = spawn_app(&[("FHIR_URL", &fhir.uri())]).await;
     let (status, _) = post(&app, "/cht/encounter", &report("pregnancy_home_visit")).await;
     assert_eq!(status, 200);
@@ -201,24 +201,7 @@ async fn malformed_json_and_wrong_content_type_are_400_and_415_not_dead_letters(
 #[tokio::test]
 async fn replay_writes_a_dead_letter_once_the_mapping_is_fixed() {
     let fhir = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/Patient/p-fault-1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Patient", "id": "p-fault-1"})))
-        .mount(&fhir)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/Observation"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Bundle", "type": "searchset"})))
-        .mount(&fhir)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Bundle", "type": "transaction-response"})),
-        )
-        .expect(1)
-        .mount(&fhir)
-        .await;
+    accept_one_report(&fhir).await;
     let db = std::env::temp_dir().join(format!("cht-fhir-mediator-test-replay-{}.sqlite3", uuid::Uuid::new_v4()));
     let db = db.to_str().unwrap();
     let app = spawn_app(&[("FHIR_URL", &fhir.uri()), ("DEAD_LETTER_DB", db)]).await;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use cht_fhir_mediator::openhim::client::OpenhimClient;
 use common::openhim::{admin, ensure_client, mediator_orchestrations, reset, transaction_for, transactions_for};
-use common::{Stack, TestApp, eventually, spawn_app, stack};
+use common::{Stack, TestApp, eventually, spawn_app, stack, unique};
 use serde_json::{Value, json};
 
 const DOC_SYSTEM: &str = "https://cht.example.org/fhir/identifier/document-id";
@@ -42,10 +42,6 @@ struct World {
     http: reqwest::Client,
     receiver: wiremock::MockServer,
     organization: String,
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4())
 }
 
 async fn setup(stack: Stack) -> World {

@@ -5,26 +5,12 @@
 
 mod common;
 
-use common::{Stack, TestApp, spawn_app, stack};
+use common::{Stack, TestApp, spawn_app, spawn_on_stack, stack, unique};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const DOC_SYSTEM: &str = "https://cht.example.org/fhir/identifier/document-id";
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4())
-}
-
-async fn app(stack: &Stack) -> TestApp {
-    spawn_app(&[
-        ("FHIR_URL", &stack.fhir_url),
-        ("CHT_URL", &stack.cht_url),
-        ("CHT_USERNAME", &stack.couch_user),
-        ("CHT_PASSWORD", &stack.couch_password),
-    ])
-    .await
-}
 
 fn service_request(patient: &str, order: &str) -> Value {
     json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
@@ -60,7 +46,7 @@ async fn count(stack: &Stack, query: &str) -> usize {
 #[tokio::test]
 async fn ten_concurrent_copies_make_one_service_request_one_task_and_one_cht_record() {
     let Some(stack) = stack() else { return };
-    let app = app(&stack).await;
+    let app = spawn_on_stack(&stack).await;
     let (patient, order) = (new_patient(&stack, &app).await, unique("ORD"));
     // Released together, so the copies really overlap.
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(10));
@@ -99,7 +85,7 @@ async fn ten_concurrent_copies_make_one_service_request_one_task_and_one_cht_rec
 #[tokio::test]
 async fn a_retry_after_a_crash_between_the_cht_record_and_the_task_update_makes_no_second_record() {
     let Some(stack) = stack() else { return };
-    let app = app(&stack).await;
+    let app = spawn_on_stack(&stack).await;
     let (patient, order) = (new_patient(&stack, &app).await, unique("ORD"));
     let request = service_request(&patient, &order);
     // What a crash leaves: the Task `requested` in FHIR, the record already in CHT.
@@ -137,7 +123,7 @@ async fn a_retry_after_a_crash_between_the_cht_record_and_the_task_update_makes_
 #[tokio::test]
 async fn a_request_for_a_patient_fhir_does_not_have_gets_422_naming_the_subject() {
     let Some(stack) = stack() else { return };
-    let app = app(&stack).await;
+    let app = spawn_on_stack(&stack).await;
     let r = app
         .http
         .post(app.url("/service-request"))
@@ -175,7 +161,7 @@ async fn records_api_answers_without_success_are_failures_and_the_task_stays_req
             .mount(&cht)
             .await;
         Mock::given(method("POST")).and(path("/api/v2/records")).respond_with(answer).mount(&cht).await;
-        let real = app(&stack).await;
+        let real = spawn_on_stack(&stack).await;
         let patient = new_patient(&stack, &real).await;
         let app = spawn_app(&[("FHIR_URL", &stack.fhir_url), ("CHT_URL", &cht.uri())]).await;
         let request = service_request(&patient, &unique("ORD"));
@@ -202,7 +188,7 @@ async fn record(stack: &Stack, form: &str, external_id: &str) -> Vec<Value> {
 #[tokio::test]
 async fn a_patient_from_another_system_becomes_one_cht_record_from_json_or_xml() {
     let Some(stack) = stack() else { return };
-    let app = app(&stack).await;
+    let app = spawn_on_stack(&stack).await;
     let id = unique("emr-pat");
     let xml = format!(
         r#"<Patient xmlns="http://hl7.org/fhir"><id value="{id}"/><name><given value="Amina"/><family value="Njeri"/></name>
@@ -244,7 +230,7 @@ async fn a_patient_from_another_system_becomes_one_cht_record_from_json_or_xml()
 #[tokio::test]
 async fn an_encounter_bundle_becomes_one_cht_record_with_fields_named_by_the_observation_codes() {
     let Some(stack) = stack() else { return };
-    let app = app(&stack).await;
+    let app = spawn_on_stack(&stack).await;
     let patient = new_patient(&stack, &app).await;
     let encounter = unique("enc");
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [

@@ -5,12 +5,11 @@
 //! recorded as an orchestration.
 
 use reqwest::Method;
-use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::settings::Upstream;
-use crate::upstream::{CallContext, Recorder, UpstreamResponse, join_url};
+use crate::upstream::{CallContext, Recorder, UpstreamResponse};
 
 /// Client for one CHT instance; cheap to clone.
 #[derive(Clone)]
@@ -36,12 +35,11 @@ impl ChtClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<UpstreamResponse, ApiError> {
-        let url = join_url(&upstream.url, path).map_err(|e| ApiError::Internal(format!("CHT URL: {e}")))?;
-        let mut request =
-            self.recorder.client.request(method, url).timeout(upstream.timeout).header("accept", "application/json");
-        if !upstream.username.is_empty() {
-            request = request.basic_auth(&upstream.username, upstream.password.as_ref().map(|p| p.expose_secret()));
-        }
+        let mut request = self
+            .recorder
+            .request(upstream, method, path)
+            .map_err(|e| ApiError::Internal(format!("CHT URL: {e}")))?
+            .header("accept", "application/json");
         if let Some(body) = body {
             request = request.json(body);
         }

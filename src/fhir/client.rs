@@ -5,7 +5,6 @@
 //! 4xx is the server refusing what was sent, kept with its status and `OperationOutcome`.
 
 use reqwest::Method;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, FHIR_JSON};
@@ -56,12 +55,11 @@ impl FhirClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<UpstreamResponse, ApiError> {
-        let url = join_url(&upstream.url, path).map_err(|e| ApiError::Internal(format!("FHIR URL: {e}")))?;
-        let mut request =
-            self.recorder.client.request(method.clone(), url).timeout(upstream.timeout).header("accept", FHIR_JSON);
-        if !upstream.username.is_empty() {
-            request = request.basic_auth(&upstream.username, upstream.password.as_ref().map(|p| p.expose_secret()));
-        }
+        let mut request = self
+            .recorder
+            .request(upstream, method.clone(), path)
+            .map_err(|e| ApiError::Internal(format!("FHIR URL: {e}")))?
+            .header("accept", FHIR_JSON);
         if let Some(body) = body {
             let text = serde_json::to_string(body).map_err(|e| ApiError::Internal(e.to_string()))?;
             request = request.header("content-type", FHIR_JSON).body(text);

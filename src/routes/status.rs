@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::settings::Upstream;
 use crate::state::AppState;
-use crate::upstream::{CallContext, Recorder, join_url};
+use crate::upstream::{CallContext, Recorder};
 
 /// Status and uptime (OpenHIM route checks and the reference's clients read this).
 pub async fn index(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -59,17 +59,12 @@ async fn probe(recorder: &Recorder, upstream: &Upstream, path: &str) -> Check {
     let mut shown = upstream.url.clone();
     let _ = shown.set_password(None);
     let _ = shown.set_username("");
-    let url = match join_url(&upstream.url, path) {
-        Ok(url) => url,
+    let builder = match recorder.request(upstream, reqwest::Method::GET, path) {
+        Ok(b) => b,
         Err(detail) => return Check { ok: false, url: shown.to_string(), detail },
     };
     // A readiness probe must answer fast even when the upstream is slow.
-    let timeout = upstream.timeout.min(std::time::Duration::from_secs(2));
-    let mut builder = recorder.client.get(url).timeout(timeout);
-    if !upstream.username.is_empty() {
-        use secrecy::ExposeSecret;
-        builder = builder.basic_auth(&upstream.username, upstream.password.as_ref().map(|p| p.expose_secret()));
-    }
+    let builder = builder.timeout(upstream.timeout.min(std::time::Duration::from_secs(2)));
     let request = match builder.build() {
         Ok(r) => r,
         Err(e) => return Check { ok: false, url: shown.to_string(), detail: e.to_string() },

@@ -89,6 +89,22 @@ pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
     }
 }
 
+/// A fresh id, so reruns against the same stack never collide.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4())
+}
+
+/// The mediator pointed at the stack's FHIR server and CHT (admin credentials).
+pub async fn spawn_on_stack(stack: &Stack) -> TestApp {
+    spawn_app(&[
+        ("FHIR_URL", &stack.fhir_url),
+        ("CHT_URL", &stack.cht_url),
+        ("CHT_USERNAME", &stack.couch_user),
+        ("CHT_PASSWORD", &stack.couch_password),
+    ])
+    .await
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
