@@ -8,17 +8,32 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::settings::LogFormat;
 
-/// Installs the global subscriber; a second call (tests) is a no-op.
+/// Installs the global subscriber writing to stdout (the service); a second call (tests) is a no-op.
 pub fn init(level: &str, format: LogFormat) {
+    init_to(level, format, false);
+}
+
+/// Like [`init`]; `stderr` for command-line tools, whose stdout is their output.
+pub fn init_to(level: &str, format: LogFormat, stderr: bool) {
+    let writer = move || -> Box<dyn std::io::Write> {
+        if stderr { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) }
+    };
     let filter = EnvFilter::try_from_env("RUST_LOG")
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Json => registry
-            .with(fmt::layer().json().with_current_span(true).with_span_list(false).flatten_event(true))
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .flatten_event(true)
+                    .with_writer(writer),
+            )
             .try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer().with_target(false)).try_init(),
+        LogFormat::Pretty => registry.with(fmt::layer().with_target(false).with_writer(writer)).try_init(),
     };
     // Already initialised (tests start several apps in one process): keep the first.
     drop(result);

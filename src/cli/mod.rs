@@ -18,6 +18,7 @@ use crate::state::{LiveHandle, OpenhimStatusHandle};
 use crate::upstream::build_client;
 
 mod dead_letters;
+mod tools;
 
 /// Exit code when the requested operation failed.
 const FAILED: u8 = 1;
@@ -49,6 +50,17 @@ pub enum Command {
     /// Documents that could never be converted: list, show, replay.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(dead_letters::DeadLetters),
+    /// Convert a CHT document offline and print the FHIR (or why it cannot convert).
+    Convert(tools::ConvertArgs),
+    /// Check a FHIR resource or Bundle against fhir-profiles/ and print each problem.
+    Validate {
+        /// A JSON file, or `-` for standard input.
+        file: String,
+    },
+    /// Print the CHT configuration (app_settings pieces, task, XForm) for this deployment.
+    ChtConfig(tools::ChtConfigArgs),
+    /// Load settings and mappings and reach OpenHIM, the FHIR server and CHT; print what works.
+    Check,
 }
 
 /// Parses the command line and runs the command.
@@ -61,8 +73,14 @@ pub fn main() -> ExitCode {
             source.set("OPENHIM_REGISTER", "true");
             Settings::from_source(source)
         }
-        // Offline commands never talk to OpenHIM.
-        Some(Command::DeadLetters(_)) => Settings::without_registration(source),
+        // These commands never register with OpenHIM.
+        Some(
+            Command::DeadLetters(_)
+            | Command::Convert(_)
+            | Command::Validate { .. }
+            | Command::ChtConfig(_)
+            | Command::Check,
+        ) => Settings::without_registration(source),
         _ => Settings::from_source(source),
     }) {
         Ok(s) => s,
@@ -71,7 +89,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(MISCONFIGURED);
         }
     };
-    crate::telemetry::init(&settings.server.log_level, settings.server.log_format);
+    let is_service = matches!(cli.command, None | Some(Command::Serve));
+    crate::telemetry::init_to(&settings.server.log_level, settings.server.log_format, !is_service);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -84,6 +103,10 @@ pub fn main() -> ExitCode {
             Command::Serve => serve(settings).await,
             Command::Register { install_channels } => register(settings, install_channels).await,
             Command::DeadLetters(command) => dead_letters::run(settings, command).await,
+            Command::Convert(args) => tools::convert(&settings, &args),
+            Command::Validate { file } => tools::validate(&file),
+            Command::ChtConfig(args) => tools::cht_config(&args),
+            Command::Check => tools::check(settings).await,
         }
     })
 }

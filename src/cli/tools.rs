@@ -1,0 +1,312 @@
+//! Operator commands that need no running service:
+//! - `convert`: the real conversion, offline, on a CHT doc or outbound payload (try a form mapping
+//!   before deploying it);
+//! - `validate`: a FHIR resource or Bundle against `fhir-profiles/`, every problem with its path;
+//! - `cht-config`: the CHT side (app_settings pieces, task, XForm) with this deployment's values;
+//! - `check`: settings, mappings, and whether OpenHIM, the FHIR server and CHT answer.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+
+use super::{FAILED, MISCONFIGURED};
+use crate::conversions::ids::resource_id;
+use crate::conversions::patient::person_to_patient;
+use crate::conversions::report::{build, parse_report};
+use crate::fhir::operation_outcome::{Issue, OperationOutcome, Severity};
+use crate::settings::Settings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    Patient,
+    Encounter,
+    Auto,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// What the document is; `auto` looks at it (a person doc or a report).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub kind: Kind,
+    /// A JSON file, or `-` for standard input.
+    pub file: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ChtConfigArgs {
+    /// OpenHIM's router as CHT reaches it (outbound `destination.base_url`).
+    #[arg(long, default_value = "http://openhim-core:5001")]
+    pub openhim_url: String,
+    /// The OpenHIM client CHT authenticates as.
+    #[arg(long, default_value = "cht-outbound")]
+    pub client: String,
+    /// CHT credentials key holding that client's password.
+    #[arg(long, default_value = "openhim_cht_outbound")]
+    pub password_key: String,
+    /// Which piece to print.
+    #[arg(long, value_enum, default_value = "app-settings")]
+    pub part: Part,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Part {
+    AppSettings,
+    Tasks,
+    Xform,
+}
+
+const APP_SETTINGS: &str = include_str!("../../mediator-config/cht/app_settings.json");
+const TASKS_JS: &str = include_str!("../../mediator-config/cht/tasks.js");
+const XFORM: &str = include_str!("../../mediator-config/cht/forms/app/interop_follow_up.xml");
+
+fn read_json(file: &str) -> Result<Value, String> {
+    let mut text = String::new();
+    if file == "-" {
+        std::io::stdin().read_to_string(&mut text).map_err(|e| format!("standard input: {e}"))?;
+    } else {
+        text = std::fs::read_to_string(Path::new(file)).map_err(|e| format!("{file}: {e}"))?;
+    }
+    serde_json::from_str(&text).map_err(|e| format!("{file}: not JSON: {e}"))
+}
+
+fn print(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+fn outcome(issues: Vec<Issue>) -> Value {
+    serde_json::from_str(&OperationOutcome::from_issues(issues).to_json()).unwrap_or_default()
+}
+
+fn error_issue(message: String, element: Option<String>) -> Issue {
+    Issue {
+        severity: Severity::Error,
+        code: "invalid",
+        diagnostics: message,
+        expression: element.into_iter().collect(),
+    }
+}
+
+/// `convert`: prints the FHIR a document becomes (exit 0), or why it cannot (OperationOutcome, exit 1).
+pub fn convert(settings: &Settings, args: &ConvertArgs) -> ExitCode {
+    let doc = match read_json(&args.file) {
+        Ok(v) => v,
+        Err(e) => return fail(MISCONFIGURED, &e),
+    };
+    let kind = match args.kind {
+        Kind::Auto if is_report(&doc) => Kind::Encounter,
+        Kind::Auto => Kind::Patient,
+        k => k,
+    };
+    let systems = &settings.live.identifiers;
+    let converted = match kind {
+        Kind::Patient => person_to_patient(&doc, systems),
+        _ => parse_report(&doc, &settings.forms).map(|input| {
+            // Offline, the patient is not looked up: its FHIR id is the one its CHT id maps to.
+            let resources = build(&input, &resource_id(&input.subject), systems, &settings.forms);
+            let entries: Vec<Value> = std::iter::once(resources.encounter)
+                .chain(resources.observations)
+                .chain(resources.referral)
+                .map(|r| json!({"resource": r}))
+                .collect();
+            json!({"resourceType": "Bundle", "type": "collection", "entry": entries})
+        }),
+    };
+    match converted {
+        Ok(fhir) => {
+            let problems = problems(&fhir);
+            print(&fhir);
+            if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                print(&outcome(problems));
+                ExitCode::from(FAILED)
+            }
+        }
+        Err(e) => {
+            print(&outcome(vec![error_issue(e.message, e.element)]));
+            ExitCode::from(FAILED)
+        }
+    }
+}
+
+fn is_report(doc: &Value) -> bool {
+    let inner = doc.get("doc").unwrap_or(doc);
+    inner["type"] == "data_record" || inner.get("form").is_some() || doc.get("observations").is_some()
+}
+
+/// Profile and structure problems of a resource or of every entry of a Bundle.
+fn problems(fhir: &Value) -> Vec<Issue> {
+    let resources: Vec<(String, &Value)> = if fhir["resourceType"] == "Bundle" {
+        fhir["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, e)| (format!("Bundle.entry[{i}].resource"), &e["resource"]))
+            .collect()
+    } else {
+        vec![(String::new(), fhir)]
+    };
+    let mut issues = Vec::new();
+    for (at, resource) in resources {
+        let prefix = |path: &str| if at.is_empty() { path.to_owned() } else { format!("{at} ({path})") };
+        if let Err(violations) = crate::fhir::validate::validate(resource) {
+            issues.extend(violations.into_iter().map(|v| error_issue(v.message, Some(prefix(&v.path)))));
+        }
+        if let Err(e) = crate::fhir::model::check_structure(resource) {
+            let kind = resource["resourceType"].as_str().unwrap_or("resource");
+            issues.push(error_issue(e, Some(prefix(kind))));
+        }
+    }
+    issues
+}
+
+/// `validate`: exit 0 and "valid", or each problem with its path and exit 1.
+pub fn validate(file: &str) -> ExitCode {
+    let fhir = match read_json(file) {
+        Ok(v) => v,
+        Err(e) => return fail(MISCONFIGURED, &e),
+    };
+    let issues = problems(&fhir);
+    if issues.is_empty() {
+        println!("valid");
+        return ExitCode::SUCCESS;
+    }
+    for issue in &issues {
+        println!("{}: {}", issue.expression.first().map_or("-", String::as_str), issue.diagnostics);
+    }
+    println!("{} problem(s)", issues.len());
+    ExitCode::from(FAILED)
+}
+
+/// `cht-config`: the CHT side with this deployment's OpenHIM URL, client and credentials key.
+pub fn cht_config(args: &ChtConfigArgs) -> ExitCode {
+    match args.part {
+        Part::Tasks => print!("{TASKS_JS}"),
+        Part::Xform => print!("{XFORM}"),
+        Part::AppSettings => {
+            let mut settings: Value = serde_json::from_str(APP_SETTINGS).unwrap_or_default();
+            if let Some(object) = settings.as_object_mut() {
+                object.remove("_comment");
+            }
+            for push in settings["outbound"].as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+                push["destination"]["base_url"] = json!(args.openhim_url.trim_end_matches('/'));
+                push["destination"]["auth"]["username"] = json!(args.client);
+                push["destination"]["auth"]["password_key"] = json!(args.password_key);
+            }
+            print(&settings);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("cht-fhir-mediator: {message}");
+    ExitCode::from(code)
+}
+
+/// `check`: what works and what does not; exit 0 only when everything does.
+pub async fn check(settings: Settings) -> ExitCode {
+    use std::sync::Arc;
+    let urn = match crate::openhim::registration::Registration::from_settings(&settings, settings.server.port) {
+        Ok(r) => r.urn,
+        Err(e) => return fail(MISCONFIGURED, &e.to_string()),
+    };
+    println!(
+        "ok    settings and form mappings ({} forms, outbound forms {} / {})",
+        settings.forms.forms.len(),
+        settings.outbound.patient_form,
+        settings.outbound.observation_form
+    );
+    let state = match crate::state::AppState::new(Arc::new(settings), &urn) {
+        Ok(s) => s,
+        Err(e) => return fail(MISCONFIGURED, &format!("{e:#}")),
+    };
+    let live = state.live.current();
+    let ctx = crate::upstream::CallContext::background();
+    let mut all_ok = true;
+    let mut report = |ok: bool, what: &str, detail: String| {
+        all_ok &= ok;
+        println!("{}  {what:<7} {detail}", if ok { "ok  " } else { "FAIL" });
+    };
+
+    let openhim = &state.settings.openhim;
+    if openhim.password.is_none() {
+        report(true, "openhim", "skipped: OPENHIM_PASSWORD is not set".into());
+    } else {
+        let http = crate::upstream::build_client(state.settings.tls_ca_bundle.as_deref(), openhim.timeout);
+        match http {
+            Err(e) => report(false, "openhim", format!("{e:#}")),
+            Ok(http) => {
+                let client = crate::openhim::client::OpenhimClient::new(openhim, http, state.metrics.clone());
+                match client.get_json("/mediators").await {
+                    Ok(list) => {
+                        let ours = list.as_array().into_iter().flatten().find(|m| m["urn"] == urn.as_str());
+                        let detail = match ours {
+                            Some(m) => format!(
+                                "{} reachable; {urn} registered (version {})",
+                                openhim.api_url,
+                                m["version"].as_str().unwrap_or("?")
+                            ),
+                            None => format!("{} reachable; {urn} not registered yet", openhim.api_url),
+                        };
+                        report(true, "openhim", detail);
+                    }
+                    Err(e) => report(false, "openhim", e.to_string()),
+                }
+            }
+        }
+    }
+
+    let fhir = state.fhir.recorder().request(&live.fhir, reqwest::Method::GET, "metadata").map_err(|e| e.to_string());
+    let answer = match fhir.and_then(|r| r.build().map_err(|e| e.to_string())) {
+        Ok(request) => state.fhir.recorder().send(&ctx, "check", request).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(r) if r.status.is_success() => {
+            let meta = r.json().unwrap_or_default();
+            report(
+                true,
+                "fhir",
+                format!(
+                    "{} answers: FHIR {} ({})",
+                    live.fhir.url,
+                    meta["fhirVersion"].as_str().unwrap_or("?"),
+                    meta["software"]["name"].as_str().unwrap_or("unnamed server")
+                ),
+            );
+        }
+        Ok(r) => report(false, "fhir", format!("{} answered {} to GET metadata", live.fhir.url, r.status.as_u16())),
+        Err(e) => report(false, "fhir", e),
+    }
+
+    // /api/info is public: the medic database shows whether the credentials work too.
+    for (path, what) in [("api/info", "CHT API"), ("medic", "medic database with the configured credentials")] {
+        let request = state
+            .cht
+            .recorder()
+            .request(&live.cht, reqwest::Method::GET, path)
+            .and_then(|r| r.build().map_err(|e| e.to_string()));
+        let answer = match request {
+            Ok(request) => state.cht.recorder().send(&ctx, "check", request).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(r) if r.status.is_success() => {
+                let version = r.json().and_then(|v| v["version"].as_str().map(str::to_owned));
+                report(
+                    true,
+                    "cht",
+                    format!("{what}: ok{}", version.map(|v| format!(" (version {v})")).unwrap_or_default()),
+                );
+            }
+            Ok(r) => report(false, "cht", format!("{what}: {} answered {}", live.cht.url, r.status.as_u16())),
+            Err(e) => report(false, "cht", format!("{what}: {e}")),
+        }
+    }
+    if all_ok { ExitCode::SUCCESS } else { ExitCode::from(FAILED) }
+}
