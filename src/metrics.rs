@@ -30,6 +30,14 @@ pub struct TargetLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConversionLabels {
+    /// `patient` or `encounter` (inbound), `follow_up`, `patient_record`, `encounter_record` (outbound).
+    pub kind: &'static str,
+    /// `written`, `dead_lettered`, `transient_failure`, `refused`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
@@ -51,6 +59,8 @@ pub struct Metrics {
     openhim_registered: Gauge<i64, AtomicI64>,
     openhim_heartbeats: Family<OutcomeLabels, Counter>,
     console_config_updates: Family<OutcomeLabels, Counter>,
+    conversions: Family<ConversionLabels, Counter>,
+    dead_letters_pending: Gauge<i64, AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -69,6 +79,8 @@ impl Metrics {
         let openhim_registered = Gauge::<i64, AtomicI64>::default();
         let openhim_heartbeats = Family::<OutcomeLabels, Counter>::default();
         let console_config_updates = Family::<OutcomeLabels, Counter>::default();
+        let conversions = Family::<ConversionLabels, Counter>::default();
+        let dead_letters_pending = Gauge::<i64, AtomicI64>::default();
         registry.register("http_requests", "HTTP requests served, by route and status", http_requests.clone());
         registry.register("http_request_duration_seconds", "Time to answer an HTTP request", http_duration.clone());
         registry.register(
@@ -88,8 +100,12 @@ impl Metrics {
             "Config objects received from the OpenHIM console, by outcome",
             console_config_updates.clone(),
         );
+        registry.register("conversions", "Documents and requests handled, by kind and outcome", conversions.clone());
+        registry.register("dead_letters_pending", "Dead letters waiting for a replay", dead_letters_pending.clone());
         Self {
             registry,
+            conversions,
+            dead_letters_pending,
             http_requests,
             http_duration,
             upstream_requests,
@@ -120,6 +136,14 @@ impl Metrics {
 
     pub fn console_config(&self, outcome: &'static str) {
         self.console_config_updates.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn conversion(&self, kind: &'static str, outcome: &'static str) {
+        self.conversions.get_or_create(&ConversionLabels { kind, outcome }).inc();
+    }
+
+    pub fn set_dead_letters_pending(&self, pending: i64) {
+        self.dead_letters_pending.set(pending);
     }
 
     /// OpenMetrics text.

@@ -115,6 +115,9 @@ async fn a_document_that_cannot_convert_is_dead_lettered_once_without_touching_f
     let letters = app.state.dead_letters.list(false).unwrap();
     assert_eq!(letters.len(), 1, "redeliveries update one letter");
     assert_eq!(letters[0].attempts, 3);
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"conversions_total{kind="encounter",outcome="dead_lettered"} 3"#), "{metrics}");
+    assert!(metrics.contains("cht_fhir_mediator_dead_letters_pending 1"), "{metrics}");
     let (status, _) = post(&app, "/cht/patient", &json!({"doc": {"_id": "x", "type": "person"}})).await;
     assert_eq!(status, 202, "a person without a name");
 }

@@ -147,11 +147,22 @@ pub async fn handle(
     endpoint: Endpoint,
     payload: &Value,
 ) -> Result<Outcome, ApiError> {
-    match attempt(state, ctx, endpoint, payload).await {
+    let kind = match endpoint {
+        Endpoint::Patient => "patient",
+        Endpoint::Encounter => "encounter",
+    };
+    let result = match attempt(state, ctx, endpoint, payload).await {
         Ok(outcome) => Ok(outcome),
         Err(Failure::Transient(e)) => Err(e),
         Err(Failure::Permanent(p)) => dead_letter(state, ctx, endpoint, payload, p).await,
-    }
+    };
+    let outcome = match &result {
+        Ok(Outcome::Written { .. }) => "written",
+        Ok(Outcome::DeadLettered { .. }) => "dead_lettered",
+        Err(_) => "transient_failure",
+    };
+    state.metrics.conversion(kind, outcome);
+    result
 }
 
 /// One attempt, without dead-lettering (the replay command decides itself).

@@ -19,12 +19,23 @@ use crate::outbound::follow_up::accept;
 use crate::outbound::records::{self, Record};
 use crate::state::AppState;
 
+/// Counts an outbound request's outcome: 4xx refusals apart from upstream failures.
+fn counted<T>(state: &AppState, kind: &'static str, result: Result<T, ApiError>) -> Result<T, ApiError> {
+    let outcome = match &result {
+        Ok(_) => "written",
+        Err(e) if e.status().is_client_error() => "refused",
+        Err(_) => "transient_failure",
+    };
+    state.metrics.conversion(kind, outcome);
+    result
+}
+
 pub async fn follow_up(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
-    let accepted = accept(&state, &ctx, &body).await?;
+    let accepted = counted(&state, "follow_up", accept(&state, &ctx, &body).await)?;
     let status = if accepted.created { StatusCode::CREATED } else { StatusCode::OK };
     let location = format!("Task/{}", accepted.task["id"].as_str().unwrap_or_default());
     Ok((
@@ -40,7 +51,7 @@ pub async fn patient(
     Ctx(ctx): Ctx,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
-    Ok(record_response(records::patient(&state, &ctx, &body).await?))
+    Ok(record_response(counted(&state, "patient_record", records::patient(&state, &ctx, &body).await)?))
 }
 
 pub async fn encounter(
@@ -48,7 +59,7 @@ pub async fn encounter(
     Ctx(ctx): Ctx,
     FhirBody(body): FhirBody,
 ) -> Result<Response, ApiError> {
-    Ok(record_response(records::encounter(&state, &ctx, &body).await?))
+    Ok(record_response(counted(&state, "encounter_record", records::encounter(&state, &ctx, &body).await)?))
 }
 
 fn record_response(record: Record) -> Response {

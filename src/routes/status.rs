@@ -80,6 +80,11 @@ async fn probe(recorder: &Recorder, upstream: &Upstream, path: &str) -> Check {
 
 /// Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    // Counted when scraped: the store is shared with the replay command, which runs elsewhere.
+    let store = state.dead_letters.clone();
+    if let Ok(Ok(pending)) = tokio::task::spawn_blocking(move || store.pending()).await {
+        state.metrics.set_dead_letters_pending(pending);
+    }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
         .into_response()
 }
