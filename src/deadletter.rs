@@ -1,4 +1,6 @@
-//! The dead-letter store: CHT documents that can never convert as they are. CHT retries any
+//! The embedded store (one SQLite file, `DEAD_LETTER_DB`): dead letters, and backfill checkpoints.
+//!
+//! Dead letters are CHT documents that can never convert as they are. CHT retries any
 //! non-2xx answer every 5 minutes forever, so such a document is kept here durably (SQLite, one
 //! file, `DEAD_LETTER_DB`), answered 2xx, and replayed with `cht-fhir-mediator dead-letters
 //! replay` once the mapping or the document is fixed. Nothing is lost, nothing loops.
@@ -66,6 +68,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_status ON dead_letters(status, last_seen);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name TEXT PRIMARY KEY,
+    seq TEXT NOT NULL,
+    saved_at TEXT NOT NULL
+);
 ";
 
 const COLUMNS: &str =
@@ -132,6 +139,22 @@ impl DeadLetterStore {
         self.with(|c| c.execute("UPDATE dead_letters SET status = 'replayed' WHERE id = ?1", [id]).map(drop))
     }
 
+    /// A saved checkpoint (e.g. the last CHT changes seq a backfill completed).
+    pub fn checkpoint(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| c.query_row("SELECT seq FROM checkpoints WHERE name = ?1", [name], |r| r.get(0)).optional())
+    }
+
+    pub fn set_checkpoint(&self, name: &str, seq: &str) -> Result<(), StoreError> {
+        let now = crate::openhim::envelope::timestamp(chrono::Utc::now());
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO checkpoints (name, seq, saved_at) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET seq = ?2, saved_at = ?3",
+                params![name, seq, now],
+            )
+            .map(drop)
+        })
+    }
+
     /// Number of pending letters (a metric).
     pub fn pending(&self) -> Result<i64, StoreError> {
         self.with(|c| {
@@ -192,6 +215,15 @@ mod tests {
         let other = s.record("/cht/encounter", r#"{"doc":2}"#, "x", None, None, None).unwrap();
         assert_ne!(a, other);
         assert_eq!(s.pending().unwrap(), 2);
+    }
+
+    #[test]
+    fn checkpoints_are_saved_and_replaced() {
+        let s = store();
+        assert_eq!(s.checkpoint("backfill").unwrap(), None);
+        s.set_checkpoint("backfill", "12").unwrap();
+        s.set_checkpoint("backfill", "40").unwrap();
+        assert_eq!(s.checkpoint("backfill").unwrap().as_deref(), Some("40"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! API error → `OperationOutcome`), [`openhim`] (mediator citizenship), [`upstream`] (recorded
 //! upstream calls), and the [`fhir`], [`cht`] and [`conversions`] sides.
 
+pub mod backfill;
 pub mod cht;
 pub mod cli;
 pub mod conversions;

@@ -140,6 +140,35 @@ impl ChtClient {
         }
     }
 
+    /// One page of the medic changes feed with documents: `(seq, doc)` pairs and the page's last
+    /// seq (opaque: numbers in some servers, strings in CouchDB 2+).
+    pub async fn changes(
+        &self,
+        ctx: &CallContext,
+        upstream: &Upstream,
+        since: &str,
+        limit: usize,
+    ) -> Result<(Vec<(Value, Value)>, Value), ApiError> {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("since", since)
+            .append_pair("include_docs", "true")
+            .append_pair("limit", &limit.to_string())
+            .finish();
+        let response =
+            self.call(ctx, upstream, "CHT changes", Method::GET, &format!("medic/_changes?{query}"), None).await?;
+        let page = success_json(&response)?;
+        let rows = page["results"].as_array().cloned().unwrap_or_default();
+        let changes =
+            rows.into_iter().filter(|r| r["doc"].is_object()).map(|r| (r["seq"].clone(), r["doc"].clone())).collect();
+        Ok((changes, page["last_seq"].clone()))
+    }
+
+    /// The medic database's current `update_seq` (for "since now" and progress estimates).
+    pub async fn update_seq(&self, ctx: &CallContext, upstream: &Upstream) -> Result<Value, ApiError> {
+        let response = self.call(ctx, upstream, "CHT database info", Method::GET, "medic", None).await?;
+        Ok(success_json(&response)?["update_seq"].clone())
+    }
+
     /// The person whose `patient_id` short code is `code`, or `None`.
     pub async fn person_by_patient_id(
         &self,

@@ -17,6 +17,7 @@ use crate::startup::Application;
 use crate::state::{LiveHandle, OpenhimStatusHandle};
 use crate::upstream::build_client;
 
+mod backfill;
 mod dead_letters;
 mod tools;
 
@@ -61,6 +62,8 @@ pub enum Command {
     ChtConfig(tools::ChtConfigArgs),
     /// Load settings and mappings and reach OpenHIM, the FHIR server and CHT; print what works.
     Check,
+    /// Write existing CHT patients and reports to FHIR from CHT's changes feed (resumable).
+    Backfill(backfill::BackfillArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -79,7 +82,8 @@ pub fn main() -> ExitCode {
             | Command::Convert(_)
             | Command::Validate { .. }
             | Command::ChtConfig(_)
-            | Command::Check,
+            | Command::Check
+            | Command::Backfill(_),
         ) => Settings::without_registration(source),
         _ => Settings::from_source(source),
     }) {
@@ -107,6 +111,7 @@ pub fn main() -> ExitCode {
             Command::Validate { file } => tools::validate(&file),
             Command::ChtConfig(args) => tools::cht_config(&args),
             Command::Check => tools::check(settings).await,
+            Command::Backfill(args) => backfill::run(settings, args).await,
         }
     })
 }

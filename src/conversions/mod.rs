@@ -10,6 +10,7 @@ pub mod json_path;
 pub mod mapping;
 pub mod patient;
 pub mod report;
+pub mod selection;
 pub mod to_cht;
 pub mod values;
 
