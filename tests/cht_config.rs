@@ -169,3 +169,41 @@ fn the_follow_up_xform_and_task_agree_with_the_mapping() {
             .contains(&"interop_follow_up".to_owned())
     );
 }
+
+#[test]
+fn backfill_selects_exactly_what_the_outbound_pushes_would() {
+    use cht_fhir_mediator::conversions::selection::{Selected, select};
+    let settings = app_settings();
+    let mappings = FormMappings::parse(DEFAULT_FORMS_JSON).unwrap();
+    let samples = json!([
+        {"type": "person", "role": "patient"}, {"type": "person", "role": "chw"}, {"type": "person"},
+        {"type": "contact", "contact_type": "c_patient"}, {"type": "contact", "contact_type": "c_household"},
+        {"type": "clinic"}, {"type": "data_record", "form": "referral"}, {"type": "data_record", "form": "interop_follow_up"},
+        {"type": "data_record", "form": "INTEROP_FOLLOW_UP"}, {"type": "data_record", "form": "unmapped"},
+        {"type": "data_record", "form": "pregnancy_home_visit"}, {"type": "data_record"}
+    ]);
+    // CHT evaluates relevant_to with vm.runInNewContext(expr, {doc}); so does this check.
+    let script = r#"
+        const vm = require('vm');
+        const [patients, reports, docs] = JSON.parse(process.argv[1]);
+        console.log(JSON.stringify(docs.map(doc => [!!vm.runInNewContext(patients, {doc}), !!vm.runInNewContext(reports, {doc})])));
+    "#;
+    let input = json!([
+        settings["outbound"]["cht_fhir_patients"]["relevant_to"],
+        settings["outbound"]["cht_fhir_reports"]["relevant_to"],
+        samples
+    ]);
+    let out = std::process::Command::new("node").args(["-e", script, &input.to_string()]).output().expect("node runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pushed: Vec<(bool, bool)> = serde_json::from_slice(&out.stdout).unwrap();
+    for (doc, (patient, report)) in samples.as_array().unwrap().iter().zip(pushed) {
+        let expected = if patient {
+            Some(Selected::Person)
+        } else if report {
+            Some(Selected::Report)
+        } else {
+            None
+        };
+        assert_eq!(select(doc, &mappings), expected, "{doc}");
+    }
+}
