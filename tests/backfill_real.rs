@@ -135,3 +135,34 @@ async fn backfill_writes_everything_once_and_resumes_after_an_interruption() {
     assert!(String::from_utf8_lossy(&third.stdout).contains("seen 0"), "{}", String::from_utf8_lossy(&third.stdout));
     let _ = std::fs::remove_file(&db);
 }
+
+#[tokio::test]
+async fn check_passes_on_the_real_stack_and_names_what_breaks() {
+    let Some(stack) = stack() else { return };
+    let check = |fhir: &str| {
+        Command::new(env!("CARGO_BIN_EXE_cht-fhir-mediator"))
+            .arg("check")
+            .env(
+                "DEAD_LETTER_DB",
+                std::env::temp_dir().join(format!("cht-fhir-mediator-test-check-{}.sqlite3", uuid::Uuid::new_v4())),
+            )
+            .env("OPENHIM_API_URL", &stack.openhim_api_url)
+            .env("OPENHIM_PASSWORD", "openhim-password")
+            .env("TLS_CA_BUNDLE", &stack.ca_bundle)
+            .env("FHIR_URL", fhir)
+            .env("CHT_URL", &stack.cht_url)
+            .env("CHT_USERNAME", &stack.couch_user)
+            .env("CHT_PASSWORD", &stack.couch_password)
+            .output()
+            .unwrap()
+    };
+    let out = check(&stack.fhir_url);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for line in ["ok    openhim", "ok    fhir", "FHIR 4.0.1", "medic database with the configured credentials: ok"] {
+        assert!(text.contains(line), "{line:?} missing in\n{text}");
+    }
+    let out = check("http://127.0.0.1:9");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL  fhir"));
+}
