@@ -11,11 +11,9 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::{FAILED, MISCONFIGURED};
+use super::{FAILED, fail};
 use crate::backfill::{Counts, Options, Since, Stop, run as run_backfill, seq_number, seq_param, start};
-use crate::openhim::registration::Registration;
 use crate::settings::Settings;
-use crate::state::AppState;
 use crate::upstream::CallContext;
 
 #[derive(Debug, Args)]
@@ -36,13 +34,9 @@ pub struct BackfillArgs {
 }
 
 pub async fn run(settings: Settings, args: BackfillArgs) -> ExitCode {
-    let urn = match Registration::from_settings(&settings, settings.server.port) {
-        Ok(r) => r.urn,
-        Err(e) => return fail(MISCONFIGURED, &e.to_string()),
-    };
-    let state = match AppState::new(Arc::new(settings), &urn) {
+    let state = match super::offline_state(settings) {
         Ok(s) => s,
-        Err(e) => return fail(MISCONFIGURED, &format!("{e:#}")),
+        Err(code) => return code,
     };
     let since = match args.since.as_deref() {
         None => Since::Checkpoint,
@@ -137,9 +131,4 @@ pub async fn run(settings: Settings, args: BackfillArgs) -> ExitCode {
         }
         Err(e) => fail(FAILED, &format!("{e}; run again to resume from the last checkpoint")),
     }
-}
-
-fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!("cht-fhir-mediator: {message}");
-    ExitCode::from(code)
 }

@@ -2,18 +2,16 @@
 //! through the same pipeline again once the mapping or the document is fixed.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Subcommand;
 
 use crate::deadletter::DeadLetter;
 use crate::inbound::{Endpoint, Failure, Outcome, attempt};
-use crate::openhim::registration::Registration;
 use crate::settings::Settings;
-use crate::state::AppState;
 use crate::upstream::CallContext;
 
-use super::{FAILED, MISCONFIGURED};
+use super::{FAILED, fail};
+use crate::state::AppState;
 
 #[derive(Debug, Subcommand)]
 pub enum DeadLetters {
@@ -38,13 +36,9 @@ pub enum DeadLetters {
 }
 
 pub async fn run(settings: Settings, command: DeadLetters) -> ExitCode {
-    let urn = match Registration::from_settings(&settings, settings.server.port) {
-        Ok(r) => r.urn,
-        Err(e) => return fail(MISCONFIGURED, &e.to_string()),
-    };
-    let state = match AppState::new(Arc::new(settings), &urn) {
+    let state = match super::offline_state(settings) {
         Ok(s) => s,
-        Err(e) => return fail(MISCONFIGURED, &format!("{e:#}")),
+        Err(code) => return code,
     };
     let store = state.dead_letters.clone();
     match command {
@@ -151,9 +145,4 @@ async fn replay(state: &AppState, letters: Vec<DeadLetter>) -> ExitCode {
         }
     }
     if all_ok { ExitCode::SUCCESS } else { ExitCode::from(FAILED) }
-}
-
-fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!("cht-fhir-mediator: {message}");
-    ExitCode::from(code)
 }

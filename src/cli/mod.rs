@@ -14,6 +14,7 @@ use crate::openhim::lifecycle::Lifecycle;
 use crate::openhim::registration::Registration;
 use crate::settings::{Settings, Source};
 use crate::startup::Application;
+use crate::state::AppState;
 use crate::state::{LiveHandle, OpenhimStatusHandle};
 use crate::upstream::build_client;
 
@@ -25,6 +26,20 @@ mod tools;
 const FAILED: u8 = 1;
 /// Exit code for bad usage or configuration (clap uses it for usage errors too).
 const MISCONFIGURED: u8 = 2;
+
+/// Prints `message` to stderr and returns exit code `code`.
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("cht-fhir-mediator: {message}");
+    ExitCode::from(code)
+}
+
+/// The service's state (clients, stores) for a command that works without the HTTP server.
+fn offline_state(settings: Settings) -> Result<AppState, ExitCode> {
+    let urn = Registration::from_settings(&settings, settings.server.port)
+        .map_err(|e| fail(MISCONFIGURED, &e.to_string()))?
+        .urn;
+    AppState::new(std::sync::Arc::new(settings), &urn).map_err(|e| fail(MISCONFIGURED, &format!("{e:#}")))
+}
 
 #[derive(Debug, Parser)]
 #[command(name = "cht-fhir-mediator", version, about = "OpenHIM mediator joining CHT to FHIR R4")]

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
-use super::{FAILED, MISCONFIGURED};
+use super::{FAILED, MISCONFIGURED, fail};
 use crate::conversions::ids::resource_id;
 use crate::conversions::patient::person_to_patient;
 use crate::conversions::report::{build, parse_report};
@@ -203,28 +203,19 @@ pub fn cht_config(args: &ChtConfigArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!("cht-fhir-mediator: {message}");
-    ExitCode::from(code)
-}
-
 /// `check`: what works and what does not; exit 0 only when everything does.
 pub async fn check(settings: Settings) -> ExitCode {
-    use std::sync::Arc;
-    let urn = match crate::openhim::registration::Registration::from_settings(&settings, settings.server.port) {
-        Ok(r) => r.urn,
-        Err(e) => return fail(MISCONFIGURED, &e.to_string()),
-    };
     println!(
         "ok    settings and form mappings ({} forms, outbound forms {} / {})",
         settings.forms.forms.len(),
         settings.outbound.patient_form,
         settings.outbound.observation_form
     );
-    let state = match crate::state::AppState::new(Arc::new(settings), &urn) {
+    let state = match super::offline_state(settings) {
         Ok(s) => s,
-        Err(e) => return fail(MISCONFIGURED, &format!("{e:#}")),
+        Err(code) => return code,
     };
+    let urn = state.urn.clone();
     let live = state.live.current();
     let ctx = crate::upstream::CallContext::background();
     let mut all_ok = true;
@@ -244,7 +235,7 @@ pub async fn check(settings: Settings) -> ExitCode {
                 let client = crate::openhim::client::OpenhimClient::new(openhim, http, state.metrics.clone());
                 match client.get_json("/mediators").await {
                     Ok(list) => {
-                        let ours = list.as_array().into_iter().flatten().find(|m| m["urn"] == urn.as_str());
+                        let ours = list.as_array().into_iter().flatten().find(|m| m["urn"] == *urn);
                         let detail = match ours {
                             Some(m) => format!(
                                 "{} reachable; {urn} registered (version {})",
