@@ -40,6 +40,7 @@ impl Application {
                 status: state.openhim.clone(),
                 metrics: state.metrics.clone(),
                 started: state.started,
+                last_console_config: Default::default(),
             })
         } else {
             None

@@ -209,6 +209,7 @@ async fn upstream_failure_is_never_reported_as_success() {
     assert_eq!(response.status(), 502);
     let envelope: Value = response.json().await.unwrap();
     assert_eq!(envelope["status"], "Failed");
+    assert_eq!(envelope["error"]["message"], "FHIR server answered 500", "a top-level error makes OpenHIM auto-retry");
     assert_eq!(envelope["orchestrations"][0]["response"]["status"], 500);
 
     // Unreachable FHIR server: 503 and an orchestration carrying the error, no response.

@@ -173,19 +173,26 @@ async fn heartbeat_answers_are_read_as_openhim_sends_them() {
 }
 
 #[tokio::test]
-async fn heartbeat_body_has_uptime_and_asks_for_config_first() {
+async fn every_heartbeat_asks_for_config_and_an_unchanged_one_is_applied_once() {
     let server = MockServer::start().await;
-    mount_core(&server, 201, 200).await;
-    let _app = spawn_registering(&server, &[("OPENHIM_HEARTBEAT_INTERVAL_MS", "100")]).await;
-    let beats = common::eventually(Duration::from_secs(5), "three heartbeats", || async {
+    Mock::given(method("POST")).and(path("/mediators")).respond_with(ResponseTemplate::new(201)).mount(&server).await;
+    // The core answers every `config: true` heartbeat with the whole config.
+    let config = json!({"chtTimeoutMs": 2500});
+    Mock::given(method("POST"))
+        .and(path(HEARTBEAT))
+        .respond_with(ResponseTemplate::new(200).set_body_json(config))
+        .mount(&server)
+        .await;
+    let app = spawn_registering(&server, &[("OPENHIM_HEARTBEAT_INTERVAL_MS", "100")]).await;
+    let beats = common::eventually(Duration::from_secs(5), "four heartbeats", || async {
         let beats: Vec<serde_json::Value> =
             received(&server, HEARTBEAT).await.iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
-        (beats.len() >= 3).then_some(beats)
+        (beats.len() >= 4).then_some(beats)
     })
     .await;
-    assert_eq!(beats[0]["config"], true, "first heartbeat asks for config");
-    assert!(beats[1].get("config").is_none(), "later ones do not");
-    assert!(beats.iter().all(|b| b["uptime"].is_number()));
+    assert!(beats.iter().all(|b| b["config"] == true && b["uptime"].is_number()), "{beats:?}");
+    assert_eq!(app.state.live.current().cht.timeout, Duration::from_millis(2500));
+    assert_eq!(app.state.live.status().revision, 1, "the same config is applied once, not on every heartbeat");
 }
 
 #[tokio::test]

@@ -170,6 +170,14 @@ async fn register_command_installs_the_default_channels() {
     let fhir_channel = channels.as_array().unwrap().iter().find(|c| c["name"] == "FHIR requests to CHT").unwrap();
     assert_eq!(fhir_channel["autoRetryEnabled"], true);
 
+    // Again (a restart, a second replica): succeeds and installs nothing twice.
+    let again = run(&stack.openhim_api_url);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let channels = live_channels(&admin).await;
+    for name in CHANNELS {
+        assert_eq!(channels.iter().filter(|c| c["name"] == name).count(), 1, "{name} installed once");
+    }
+
     // Scripts can trust the exit codes: 1 when OpenHIM cannot be reached, 2 for bad settings.
     assert_eq!(run("https://127.0.0.1:9").status.code(), Some(1));
     let bad = Command::new(env!("CARGO_BIN_EXE_cht-fhir-mediator"))

@@ -173,6 +173,7 @@ async fn register(settings: Settings, install_channels: bool) -> ExitCode {
         status: Arc::new(OpenhimStatusHandle::default()),
         metrics,
         started: Instant::now(),
+        last_console_config: Default::default(),
     };
     match lifecycle.register_once(install_channels).await {
         Ok(()) => {

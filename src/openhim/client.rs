@@ -248,6 +248,18 @@ impl OpenhimClient {
         expect_success("POST /mediators/{urn}/channels", response)
     }
 
+    /// Names of the channels the core has (not marked deleted).
+    pub async fn channel_names(&self) -> Result<Vec<String>, OpenhimError> {
+        let channels = self.get_json("/channels").await?;
+        Ok(channels
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["status"] != "deleted")
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect())
+    }
+
     /// An authenticated GET answering JSON (diagnostics, tests).
     pub async fn get_json(&self, path: &str) -> Result<Value, OpenhimError> {
         let response = self.request(Method::GET, path, None).await?;

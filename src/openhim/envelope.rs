@@ -91,17 +91,33 @@ pub struct Envelope {
     pub orchestrations: Vec<Orchestration>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, String>,
+    /// Set on transient failures: OpenHIM queues a channel's auto-retry only for a mediator
+    /// response with a top-level `error` (not for its status).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<OrchestrationError>,
 }
 
 impl Envelope {
     /// Wraps the mediator's own response. `status` defaults to what the HTTP status implies.
     pub fn new(urn: &str, response: ResponseRecord, status: Option<TransactionStatus>) -> Self {
         let status = status.unwrap_or_else(|| TransactionStatus::from_http(response.status));
-        Self { urn: urn.to_owned(), status, response, orchestrations: Vec::new(), properties: BTreeMap::new() }
+        Self {
+            urn: urn.to_owned(),
+            status,
+            response,
+            orchestrations: Vec::new(),
+            properties: BTreeMap::new(),
+            error: None,
+        }
     }
 
     pub fn with_orchestrations(mut self, orchestrations: Vec<Orchestration>) -> Self {
         self.orchestrations = orchestrations;
+        self
+    }
+
+    pub fn with_error(mut self, message: impl Into<String>) -> Self {
+        self.error = Some(OrchestrationError { message: message.into() });
         self
     }
 
@@ -174,6 +190,9 @@ mod tests {
         assert_eq!(Envelope::new("u", record(422, ""), None).status, TransactionStatus::Completed);
         let dead_letter = Envelope::new("u", record(202, ""), Some(TransactionStatus::Failed));
         assert_eq!(serde_json::to_value(&dead_letter).unwrap()["status"], "Failed");
+        let retry = serde_json::to_value(Envelope::new("u", record(503, ""), None).with_error("FHIR down")).unwrap();
+        assert_eq!(retry["error"]["message"], "FHIR down");
+        assert!(serde_json::to_value(Envelope::new("u", record(201, ""), None)).unwrap().get("error").is_none());
         let partial = Envelope::new("u", record(200, ""), Some(TransactionStatus::CompletedWithErrors));
         assert_eq!(serde_json::to_value(&partial).unwrap()["status"], "Completed with error(s)");
     }

@@ -1,6 +1,10 @@
 //! The mediator's life with OpenHIM: register (retrying with capped exponential backoff while the
-//! core is unreachable), optionally install the default channels, heartbeat every interval
-//! (the first asking for config), re-register on 404, and apply console config live.
+//! core is unreachable), optionally install the default channels, heartbeat every interval,
+//! re-register on 404, and apply console config live.
+//!
+//! Every heartbeat asks for the config (`config: true`): OpenHIM hands a console edit to the
+//! first heartbeat after it only, so with several replicas the others would never see it. A
+//! config is applied when it differs from the one applied last.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +29,8 @@ pub struct Lifecycle {
     pub status: Arc<OpenhimStatusHandle>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
+    /// The console config seen last (an unchanged one is not applied again).
+    pub last_console_config: std::sync::Mutex<Option<Map<String, Value>>>,
 }
 
 impl Lifecycle {
@@ -38,11 +44,23 @@ impl Lifecycle {
             s.last_error = None;
         });
         if install_channels {
-            self.client.install_channels(&self.registration.urn, &[]).await?;
-            tracing::info!(channels = ?self.registration.channel_names(), "installed default channels");
-            self.status.update(|s| s.channels_installed = true);
+            self.install_missing_channels().await?;
         }
         Ok(())
+    }
+
+    /// Installs the default channels the core does not have yet. Channel names are unique in
+    /// OpenHIM: installing one that exists fails (500), so a restart must not try again.
+    pub async fn install_missing_channels(&self) -> Result<Vec<String>, OpenhimError> {
+        let existing = self.client.channel_names().await?;
+        let missing: Vec<String> =
+            self.registration.channel_names().into_iter().filter(|n| !existing.contains(n)).collect();
+        if !missing.is_empty() {
+            self.client.install_channels(&self.registration.urn, &missing).await?;
+            tracing::info!(channels = ?missing, "installed default channels");
+        }
+        self.status.update(|s| s.channels_installed = true);
+        Ok(missing)
     }
 
     /// Runs until the task is dropped/aborted.
@@ -50,13 +68,9 @@ impl Lifecycle {
         let interval = self.settings.openhim.heartbeat_interval;
         loop {
             self.register_until_done().await;
-            // The first heartbeat after (re-)registering asks for config, so console edits made
-            // while this mediator was away are applied.
-            let mut want_config = true;
             loop {
-                match self.client.heartbeat(&self.registration.urn, self.started.elapsed(), want_config).await {
+                match self.client.heartbeat(&self.registration.urn, self.started.elapsed(), true).await {
                     Ok(answer) => {
-                        want_config = false;
                         self.metrics.heartbeat("ok");
                         self.status.update(|s| {
                             s.last_heartbeat = Some(chrono::Utc::now());
@@ -88,8 +102,17 @@ impl Lifecycle {
         let mut wait = FIRST_RETRY;
         let cap = self.settings.openhim.retry_max;
         loop {
-            match self.register_once(self.settings.openhim.install_channels).await {
-                Ok(()) => return,
+            match self.register_once(false).await {
+                Ok(()) => {
+                    // A channel problem must not stop heartbeats: report it and carry on.
+                    if self.settings.openhim.install_channels
+                        && let Err(e) = self.install_missing_channels().await
+                    {
+                        tracing::warn!(error = %e, "could not install the default channels");
+                        self.status.update(|s| s.last_error = Some(format!("installing channels: {e}")));
+                    }
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, api = %self.settings.openhim.api_url, "could not register with OpenHIM");
                     self.status.update(|s| s.last_error = Some(e.to_string()));
@@ -101,7 +124,15 @@ impl Lifecycle {
     }
 
     /// Validates a config object from the console and swaps it in; a bad one is refused whole.
+    /// The same config as last time is left alone.
     pub fn apply_console_config(&self, config: &Map<String, Value>) {
+        {
+            let mut last = self.last_console_config.lock().unwrap_or_else(|p| p.into_inner());
+            if last.as_ref() == Some(config) {
+                return;
+            }
+            *last = Some(config.clone());
+        }
         if !self.settings.openhim.apply_console_config {
             tracing::debug!("ignoring console config (OPENHIM_APPLY_CONSOLE_CONFIG=false)");
             return;
