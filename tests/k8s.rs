@@ -729,19 +729,10 @@ fn the_settings_load_and_register_openhim_routes_to_the_service() {
                 .push(format!("route {} goes to {}:{}, not the Service", route["name"], route["host"], route["port"]));
         }
     }
-    let replicas = m.deployment().yaml["spec"]["replicas"].as_i64().unwrap_or(1);
-    if settings.openhim.install_channels {
-        problems.push(
-            "OPENHIM_INSTALL_CHANNELS is true: every pod start would install the channels again, which OpenHIM refuses \
-             (unique channel names), and the pod would retry instead of heartbeating"
-                .into(),
-        );
-    }
-    if replicas > 1 && settings.openhim.apply_console_config {
-        problems.push(format!(
-            "OPENHIM_APPLY_CONSOLE_CONFIG is true with {replicas} replicas: OpenHIM hands a console save to the first \
-             replica that heartbeats only"
-        ));
+    // Every replica may install channels and apply console config: the mediator installs only
+    // missing channels and asks for the config on every heartbeat.
+    if !settings.openhim.register {
+        problems.push("OPENHIM_REGISTER is false: OpenHIM would never see the mediator".into());
     }
     let _ = std::fs::remove_dir_all(&root);
     assert_no_problems("settings as a pod loads them", problems);
