@@ -61,6 +61,7 @@ pub struct Metrics {
     console_config_updates: Family<OutcomeLabels, Counter>,
     conversions: Family<ConversionLabels, Counter>,
     dead_letters_pending: Gauge<i64, AtomicI64>,
+    backfill_checkpoint: Gauge<i64, AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -81,6 +82,7 @@ impl Metrics {
         let console_config_updates = Family::<OutcomeLabels, Counter>::default();
         let conversions = Family::<ConversionLabels, Counter>::default();
         let dead_letters_pending = Gauge::<i64, AtomicI64>::default();
+        let backfill_checkpoint = Gauge::<i64, AtomicI64>::default();
         registry.register("http_requests", "HTTP requests served, by route and status", http_requests.clone());
         registry.register("http_request_duration_seconds", "Time to answer an HTTP request", http_duration.clone());
         registry.register(
@@ -102,10 +104,16 @@ impl Metrics {
         );
         registry.register("conversions", "Documents and requests handled, by kind and outcome", conversions.clone());
         registry.register("dead_letters_pending", "Dead letters waiting for a replay", dead_letters_pending.clone());
+        registry.register(
+            "backfill_checkpoint_seq",
+            "CHT changes seq (its number) the last backfill run completed; -1 before any",
+            backfill_checkpoint.clone(),
+        );
         Self {
             registry,
             conversions,
             dead_letters_pending,
+            backfill_checkpoint,
             http_requests,
             http_duration,
             upstream_requests,
@@ -144,6 +152,10 @@ impl Metrics {
 
     pub fn set_dead_letters_pending(&self, pending: i64) {
         self.dead_letters_pending.set(pending);
+    }
+
+    pub fn set_backfill_checkpoint(&self, seq: i64) {
+        self.backfill_checkpoint.set(seq);
     }
 
     /// OpenMetrics text.

@@ -118,6 +118,10 @@ async fn a_document_that_cannot_convert_is_dead_lettered_once_without_touching_f
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"conversions_total{kind="encounter",outcome="dead_lettered"} 3"#), "{metrics}");
     assert!(metrics.contains("cht_fhir_mediator_dead_letters_pending 1"), "{metrics}");
+    assert!(metrics.contains("cht_fhir_mediator_backfill_checkpoint_seq -1"), "no backfill yet: {metrics}");
+    app.state.dead_letters.set_checkpoint(cht_fhir_mediator::backfill::CHECKPOINT, "2485-g1AAAA").unwrap();
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("cht_fhir_mediator_backfill_checkpoint_seq 2485"), "{metrics}");
     let (status, _) = post(&app, "/cht/patient", &json!({"doc": {"_id": "x", "type": "person"}})).await;
     assert_eq!(status, 202, "a person without a name");
 }

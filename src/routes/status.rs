@@ -82,8 +82,14 @@ async fn probe(recorder: &Recorder, upstream: &Upstream, path: &str) -> Check {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // Counted when scraped: the store is shared with the replay command, which runs elsewhere.
     let store = state.dead_letters.clone();
-    if let Ok(Ok(pending)) = tokio::task::spawn_blocking(move || store.pending()).await {
-        state.metrics.set_dead_letters_pending(pending);
+    let counted =
+        tokio::task::spawn_blocking(move || (store.pending(), store.checkpoint(crate::backfill::CHECKPOINT))).await;
+    if let Ok((pending, checkpoint)) = counted {
+        if let Ok(pending) = pending {
+            state.metrics.set_dead_letters_pending(pending);
+        }
+        let seq = checkpoint.ok().flatten().and_then(|s| crate::backfill::seq_number(&s)).map_or(-1, |n| n as i64);
+        state.metrics.set_backfill_checkpoint(seq);
     }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
         .into_response()
