@@ -15,9 +15,17 @@ pub fn init(level: &str, format: LogFormat) {
 
 /// Like [`init`]; `stderr` for command-line tools, whose stdout is their output.
 pub fn init_to(level: &str, format: LogFormat, stderr: bool) {
-    let writer = move || -> Box<dyn std::io::Write> {
+    init_with_writer(level, format, move || -> Box<dyn std::io::Write> {
         if stderr { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) }
-    };
+    });
+}
+
+/// Installs the subscriber writing to `writer` (tests capture the logs this way, to check what
+/// they contain); a second call is a no-op.
+pub fn init_with_writer<W>(level: &str, format: LogFormat, writer: W)
+where
+    W: Fn() -> Box<dyn std::io::Write> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_env("RUST_LOG")
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));

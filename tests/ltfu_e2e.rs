@@ -26,6 +26,35 @@ const CHT_CLIENT: (&str, &str) = ("e2e-cht", "e2e-cht-password");
 const EMR_CLIENT: (&str, &str) = ("e2e-emr", "e2e-emr-password");
 /// The stack's CHT stand-in and OpenHIM are shared: one scenario at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Every log line the mediator writes in this test binary (JSON, debug level), to check it.
+static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the capturing subscriber (before any mediator starts in this process).
+fn capture_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    LOGS.get_or_init(|| {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        cht_fhir_mediator::telemetry::init_with_writer(
+            "debug",
+            cht_fhir_mediator::settings::LogFormat::Json,
+            move || Box::new(Capture(sink.clone())) as Box<dyn std::io::Write>,
+        );
+        buffer
+    })
+    .clone()
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -165,6 +194,7 @@ async fn stack_cmd(world: &World, args: &[&str]) {
 async fn ltfu(fault: Fault) {
     let Some(stack) = stack() else { return };
     let _serial = SERIAL.lock().await;
+    let logs = capture_logs();
     let world = setup(stack).await;
     if fault == Fault::EveryPushTwice {
         cht(&world, reqwest::Method::PUT, "_standin/outbound/faults", Some(&json!({"deliver_twice": true}))).await;
@@ -332,6 +362,30 @@ async fn ltfu(fault: Fault) {
         }
     }
     world.app.shutdown().await;
+
+    // No patient data and no credential in the mediator's logs, at debug level, across the run.
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(text.contains("request finished") && text.contains(&task_id), "the capture works and logs ids");
+    let basic = |user: &str, password: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    };
+    let secrets = [
+        "Achieng Atieno".to_owned(),
+        "+254722000333".into(),
+        "1994-07-21".into(),
+        "Missed ART refill".into(),
+        "Back on treatment".into(),
+        CHT_CLIENT.1.into(),
+        EMR_CLIENT.1.into(),
+        "openhim-password".into(),
+        basic(&world.stack.couch_user, &world.stack.couch_password),
+        basic(CHT_CLIENT.0, CHT_CLIENT.1),
+        basic(EMR_CLIENT.0, EMR_CLIENT.1),
+    ];
+    for secret in &secrets {
+        assert!(!text.contains(secret.as_str()), "the logs contain {secret:?}");
+    }
 }
 
 #[tokio::test]
