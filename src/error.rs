@@ -16,6 +16,9 @@ pub enum ApiError {
     /// 400: the request body is not what the endpoint accepts (`expression` names the element).
     #[error("{message}")]
     BadRequest { message: String, expression: Option<String> },
+    /// 401: the route credentials (`ROUTE_USERNAME`/`ROUTE_PASSWORD`) are missing or wrong.
+    #[error("authentication required")]
+    Unauthorized,
     /// 404: no such endpoint or resource.
     #[error("{0}")]
     NotFound(String),
@@ -59,6 +62,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -79,6 +83,7 @@ impl ApiError {
             Self::BadRequest { expression, .. } => ("invalid", expression.clone()),
             Self::Unprocessable { expression, .. } => ("processing", expression.clone()),
             Self::NotFound(_) => ("not-found", None),
+            Self::Unauthorized => ("login", None),
             Self::MethodNotAllowed | Self::UnsupportedMediaType { .. } => ("not-supported", None),
             Self::PayloadTooLarge => ("too-long", None),
             Self::Timeout(_) | Self::Upstream(UpstreamError::Timeout { .. }) => ("timeout", None),

@@ -261,3 +261,43 @@ async fn graceful_shutdown_finishes_the_request_in_flight() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(app.http.get(app.url("/health/live")).send().await.is_err(), "no new connections after shutdown");
 }
+
+#[tokio::test]
+async fn with_route_credentials_requests_without_them_get_401_but_probes_stay_open() {
+    let fhir = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"resourceType": "Patient"})))
+        .mount(&fhir)
+        .await;
+    let app = spawn_app(&[
+        ("FHIR_URL", &fhir.uri()),
+        ("ROUTE_USERNAME", "openhim-route"),
+        ("ROUTE_PASSWORD", "r0ute-s3cret"),
+    ])
+    .await;
+    let patient = json!({"resourceType": "Patient", "id": "p1"});
+    for auth in [None, Some(("openhim-route", "wrong")), Some(("someone", "r0ute-s3cret"))] {
+        let mut request = app.http.post(app.url("/patient")).json(&patient);
+        if let Some((user, password)) = auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{auth:?}");
+        assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["issue"][0]["code"], "login");
+    }
+    let ok = app
+        .http
+        .post(app.url("/patient"))
+        .basic_auth("openhim-route", Some("r0ute-s3cret"))
+        .json(&patient)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 201);
+    for open in ["/", "/health/live", "/metrics"] {
+        assert_eq!(app.http.get(app.url(open)).send().await.unwrap().status(), 200, "{open}");
+    }
+    assert_eq!(fhir.received_requests().await.unwrap().len(), 1, "refused requests never reached the FHIR server");
+}

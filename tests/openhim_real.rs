@@ -214,7 +214,17 @@ async fn requests_through_the_router_are_stored_with_the_mediators_orchestration
         .respond_with(ResponseTemplate::new(500))
         .mount(&fhir)
         .await;
-    let app = registered_app(&stack, &[("FHIR_URL", &fhir.uri()), ("OPENHIM_INSTALL_CHANNELS", "true")]).await;
+    // Route credentials: only OpenHIM (which the registration gives them to) may call the mediator.
+    let app = registered_app(
+        &stack,
+        &[
+            ("FHIR_URL", &fhir.uri()),
+            ("OPENHIM_INSTALL_CHANNELS", "true"),
+            ("ROUTE_USERNAME", "openhim-route"),
+            ("ROUTE_PASSWORD", "r0ute-s3cret"),
+        ],
+    )
+    .await;
     eventually(Duration::from_secs(20), "channels installed", || async {
         app.state.openhim.get().channels_installed.then_some(())
     })
@@ -233,7 +243,14 @@ async fn requests_through_the_router_are_stored_with_the_mediators_orchestration
         (r.status() != 404).then_some(r)
     })
     .await;
-    assert_eq!(ok.status(), 201);
+    assert_eq!(ok.status(), 201, "OpenHIM sends the route credentials");
+    let direct = reqwest::Client::new()
+        .post(app.url("/patient"))
+        .json(&json!({"resourceType": "Patient", "id": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 401, "a caller bypassing OpenHIM is refused");
     let body: Value = ok.json().await.unwrap();
     assert_eq!(body["id"], "router-ok", "OpenHIM returns the mediator's response body, not the envelope");
     let tx = eventually(Duration::from_secs(10), "the stored transaction", || {

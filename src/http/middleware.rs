@@ -103,6 +103,44 @@ pub async fn deadline(State(state): State<AppState>, request: Request, next: Nex
     }
 }
 
+/// Paths open without route credentials: probes (Kubernetes, OpenHIM route checks) and scraping.
+const OPEN_PATHS: &[&str] = &["/", "/health/live", "/health/ready", "/metrics"];
+
+/// With `ROUTE_USERNAME` set, every other request needs those Basic credentials (401 otherwise).
+/// Headers OpenHIM adds (client id, forwarded-for) are never taken as proof of anything.
+pub async fn route_credentials(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some((user, password)) = &state.settings.server.route_credentials else {
+        return next.run(request).await;
+    };
+    if OPEN_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "));
+    let expected = {
+        use base64::Engine;
+        use secrecy::ExposeSecret;
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose_secret()))
+    };
+    if given.is_some_and(|g| same(g.trim().as_bytes(), expected.as_bytes())) {
+        return next.run(request).await;
+    }
+    let mut response = ApiError::Unauthorized.into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"cht-fhir-mediator\""));
+    response
+}
+
+/// Compares in time independent of where the inputs differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    use sha2::Digest;
+    sha2::Sha256::digest(a) == sha2::Sha256::digest(b)
+}
+
 /// Body of a panic answer: a 500 `OperationOutcome`, the panic message only in the log.
 pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let message = panic

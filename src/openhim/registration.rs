@@ -35,6 +35,12 @@ impl Registration {
         for route in routes_mut(&mut document) {
             route.insert("host".into(), host.clone());
             route.insert("port".into(), port.clone());
+            // OpenHIM then sends these to the mediator as Basic auth.
+            if let Some((user, password)) = &settings.server.route_credentials {
+                use secrecy::ExposeSecret;
+                route.insert("username".into(), Value::from(user.clone()));
+                route.insert("password".into(), Value::from(password.expose_secret()));
+            }
         }
         document["config"] = Value::Object(LiveConfig::console_defaults(&settings.source));
         Self::from_document(document)
@@ -255,6 +261,24 @@ mod tests {
             assert_eq!(channel["routes"][0]["port"], 7000);
             assert_eq!(channel["routes"][0]["pathTransform"], "s/\\/mediator//");
         }
+    }
+
+    #[test]
+    fn route_credentials_go_into_every_route() {
+        let env = [("OPENHIM_PASSWORD", "x"), ("ROUTE_USERNAME", "openhim"), ("ROUTE_PASSWORD", "route-secret")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let settings = Settings::from_source(Source::load_with_env(None, env).unwrap()).unwrap();
+        let reg = Registration::from_settings(&settings, 6000).unwrap();
+        for route in reg.document["defaultChannelConfig"].as_array().unwrap().iter().map(|c| &c["routes"][0]) {
+            assert_eq!(
+                (route["username"].as_str(), route["password"].as_str()),
+                (Some("openhim"), Some("route-secret"))
+            );
+        }
+        let env =
+            [("OPENHIM_REGISTER", "false"), ("ROUTE_USERNAME", "openhim")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let err = Settings::from_source(Source::load_with_env(None, env).unwrap()).unwrap_err();
+        assert_eq!(err.to_string(), "setting ROUTE_PASSWORD is required but not set");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
-use crate::http::middleware::{deadline, openhim_envelope, panic_response, request_context};
+use crate::http::middleware::{deadline, openhim_envelope, panic_response, request_context, route_credentials};
 use crate::state::AppState;
 
 /// Builds the application router.
@@ -48,6 +48,7 @@ pub fn with_middleware(endpoints: Router<AppState>, state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(from_fn_with_state(state.clone(), request_context))
                 .layer(from_fn_with_state(state.clone(), openhim_envelope))
+                .layer(from_fn_with_state(state.clone(), route_credentials))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(from_fn_with_state(state.clone(), deadline))
                 .layer(DefaultBodyLimit::max(body_limit)),

@@ -55,6 +55,9 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     /// `LOG_LEVEL`: a tracing filter such as `info` or `cht_fhir_mediator=debug,info`.
     pub log_level: String,
+    /// `ROUTE_USERNAME` / `ROUTE_PASSWORD`: Basic credentials required on every endpoint but the
+    /// probes and metrics (OpenHIM sends them: they are written into the registration's routes).
+    pub route_credentials: Option<(String, SecretString)>,
 }
 
 /// How to reach and authenticate to the OpenHIM core API, and how to behave as its mediator.
@@ -140,6 +143,11 @@ impl Settings {
             body_limit_bytes: source.parse("BODY_LIMIT_BYTES")?,
             log_format: source.parse("LOG_FORMAT")?,
             log_level: source.string("LOG_LEVEL"),
+            route_credentials: match (source.raw("ROUTE_USERNAME"), source.secret("ROUTE_PASSWORD")) {
+                (None, _) => None,
+                (Some(user), Some(password)) => Some((user.to_owned(), password)),
+                (Some(_), None) => return Err(SettingsError::Missing { name: "ROUTE_PASSWORD".into() }),
+            },
         };
         let register: bool = source.parse("OPENHIM_REGISTER")?;
         let openhim = OpenhimSettings {
