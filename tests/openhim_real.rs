@@ -361,3 +361,26 @@ async fn a_mediator_started_while_openhim_is_down_registers_once_it_comes_up() {
         eventually(Duration::from_secs(10), "the record on the late core", || mediator_record(&late_admin)).await;
     assert_eq!(record["version"], env!("CARGO_PKG_VERSION"));
 }
+
+#[tokio::test]
+async fn an_upstream_certificate_from_an_unknown_ca_is_refused_unless_the_ca_bundle_names_it() {
+    let Some(stack) = stack() else { return };
+    // OpenHIM's API serves a certificate from the stack's own test CA: a stand-in for any
+    // upstream with a private CA. Only the TLS handshake matters here.
+    let probe = |extra: Vec<(&'static str, String)>| {
+        let stack = stack.clone();
+        async move {
+            let mut env: Vec<(&str, String)> =
+                vec![("FHIR_URL", stack.openhim_api_url.clone()), ("CHT_URL", stack.openhim_api_url.clone())];
+            env.extend(extra);
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let app = spawn_app(&env).await;
+            let body: Value = app.http.get(app.url("/health/ready")).send().await.unwrap().json().await.unwrap();
+            body["checks"]["fhir"]["detail"].as_str().unwrap().to_owned()
+        }
+    };
+    let refused = probe(vec![]).await;
+    assert!(refused.contains("certificate") || refused.contains("UnknownIssuer"), "{refused}");
+    let trusted = probe(vec![("TLS_CA_BUNDLE", stack.ca_bundle.clone())]).await;
+    assert!(trusted.starts_with("HTTP "), "with the CA bundle the handshake succeeds: {trusted}");
+}
