@@ -4,6 +4,9 @@
 //! as written (a setting the mediator does not know, a URL naming no reachable service, a
 //! client CHT cannot authenticate as, a mount of a missing file), not an image that fails.
 
+mod common;
+
+use common::yaml::scalar;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,15 +50,6 @@ struct Compose {
 struct Service<'a> {
     name: &'a str,
     yaml: &'a Yaml,
-}
-
-fn scalar(yaml: &Yaml) -> Option<String> {
-    match yaml {
-        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
-        Yaml::Integer(i) => Some(i.to_string()),
-        Yaml::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
 
 /// The strings of a YAML list (empty when absent).

@@ -5,6 +5,9 @@
 //! read-only file system, a mapping file no volume provides — and load the settings exactly as a
 //! pod would, through the mediator's own parser and registration check.
 
+mod common;
+
+use common::yaml::scalar;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -29,16 +32,6 @@ fn read(relative: &str) -> String {
 /// Fails with every problem found, one a line, so one run shows them all.
 fn assert_no_problems(what: &str, problems: Vec<String>) {
     assert!(problems.is_empty(), "{what}:\n  - {}", problems.join("\n  - "));
-}
-
-/// A scalar as text (Kubernetes wants strings in many places; see `string_values_are_strings`).
-fn scalar(yaml: &Yaml) -> Option<String> {
-    match yaml {
-        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
-        Yaml::Integer(i) => Some(i.to_string()),
-        Yaml::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
 
 fn string(yaml: &Yaml) -> Option<&str> {

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod openhim;
+pub mod yaml;
 
 use std::collections::HashMap;
 use std::time::Duration;
