@@ -23,6 +23,7 @@ fn systems() -> IdentifierSystems {
 
 fn conversions(c: &mut Criterion) {
     let person = std::fs::read_to_string("tests/fixtures/cht/persons/hydrated_lineage.json").unwrap();
+    let short_form = std::fs::read_to_string("tests/fixtures/cht/persons/short_form.json").unwrap();
     let report = std::fs::read_to_string("tests/fixtures/cht/reports/pregnancy_home_visit.json").unwrap();
     let mappings = FormMappings::parse(DEFAULT_FORMS_JSON).unwrap();
     let systems = systems();
@@ -31,6 +32,13 @@ fn conversions(c: &mut Criterion) {
     group.bench_function("person_to_patient_parse_convert_serialise", |b| {
         b.iter(|| {
             let doc: Value = serde_json::from_str(black_box(&person)).unwrap();
+            let patient = person_to_patient(&doc, &systems).unwrap();
+            serde_json::to_string(&patient).unwrap()
+        })
+    });
+    group.bench_function("person_short_form_to_patient_parse_convert_serialise", |b| {
+        b.iter(|| {
+            let doc: Value = serde_json::from_str(black_box(&short_form)).unwrap();
             let patient = person_to_patient(&doc, &systems).unwrap();
             serde_json::to_string(&patient).unwrap()
         })
