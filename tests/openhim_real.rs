@@ -354,12 +354,35 @@ async fn a_mediator_started_while_openhim_is_down_registers_once_it_comes_up() {
         "serves while OpenHIM is down"
     );
 
-    let _core = start_late_core(&stack, api_port);
+    let core = start_late_core(&stack, api_port);
     wait_registered(&app).await;
     let late_admin = admin(&stack, &api_url);
     let record =
         eventually(Duration::from_secs(10), "the record on the late core", || mediator_record(&late_admin)).await;
     assert_eq!(record["version"], env!("CARGO_PKG_VERSION"));
+
+    // The core restarts while the mediator heartbeats: failures are reported, never fatal, and
+    // heartbeats resume on the restarted core.
+    drop(core);
+    let failing = eventually(Duration::from_secs(10), "a failed heartbeat", || async {
+        app.state.openhim.get().last_error.filter(|e| e.contains("could not be reached"))
+    })
+    .await;
+    assert!(!failing.is_empty());
+    assert_eq!(
+        app.http.get(app.url("/health/live")).send().await.unwrap().status(),
+        200,
+        "serves while OpenHIM restarts"
+    );
+    let restarted_at = chrono::Utc::now();
+    let _core = start_late_core(&stack, api_port);
+    eventually(Duration::from_secs(30), "heartbeats on the restarted core", || async {
+        let record = mediator_record(&late_admin).await?;
+        let last = chrono::DateTime::parse_from_rfc3339(record["_lastHeartbeat"].as_str()?).ok()?;
+        (last > restarted_at).then_some(())
+    })
+    .await;
+    assert!(app.state.openhim.get().last_error.is_none(), "the error clears once heartbeats succeed");
 }
 
 #[tokio::test]
