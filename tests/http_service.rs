@@ -245,6 +245,23 @@ async fn slow_upstream_answers_504_inside_the_request_budget() {
 }
 
 #[tokio::test]
+async fn an_upstream_just_under_the_timeout_succeeds() {
+    let fhir = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"resourceType": "Patient"}))
+                .set_delay(Duration::from_millis(700)),
+        )
+        .mount(&fhir)
+        .await;
+    let app = spawn_app(&[("FHIR_URL", &fhir.uri()), ("FHIR_TIMEOUT_MS", "1000")]).await;
+    let response =
+        app.http.post(app.url("/patient")).json(&json!({"resourceType": "Patient", "id": "p1"})).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
 async fn graceful_shutdown_finishes_the_request_in_flight() {
     let fhir = MockServer::start().await;
     Mock::given(method("PUT"))
@@ -277,7 +294,14 @@ async fn with_route_credentials_requests_without_them_get_401_but_probes_stay_op
     .await;
     let patient = json!({"resourceType": "Patient", "id": "p1"});
     for auth in [None, Some(("openhim-route", "wrong")), Some(("someone", "r0ute-s3cret"))] {
-        let mut request = app.http.post(app.url("/patient")).json(&patient);
+        // Headers OpenHIM would add prove nothing: anyone can send them.
+        let mut request = app
+            .http
+            .post(app.url("/patient"))
+            .header("X-OpenHIM-ClientID", "cht-outbound")
+            .header("X-OpenHIM-TransactionID", "tx-forged")
+            .header("X-Forwarded-For", "127.0.0.1")
+            .json(&patient);
         if let Some((user, password)) = auth {
             request = request.basic_auth(user, Some(password));
         }

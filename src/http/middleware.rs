@@ -5,6 +5,8 @@
 //!    (errors and timeouts included) in the `application/json+openhim` envelope with the
 //!    orchestrations recorded on the way.
 //! 3. catch-panic (tower-http), then 4. [`deadline`]: the whole-request time budget.
+//!
+//! [`route_credentials`] sits between 1 and 2 when `ROUTE_USERNAME` is set.
 
 use std::collections::BTreeMap;
 use std::time::Instant;

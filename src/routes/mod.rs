@@ -47,8 +47,9 @@ pub fn with_middleware(endpoints: Router<AppState>, state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(from_fn_with_state(state.clone(), request_context))
-                .layer(from_fn_with_state(state.clone(), openhim_envelope))
+                // Before the envelope: an unauthenticated caller gets a plain 401, not the envelope.
                 .layer(from_fn_with_state(state.clone(), route_credentials))
+                .layer(from_fn_with_state(state.clone(), openhim_envelope))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(from_fn_with_state(state.clone(), deadline))
                 .layer(DefaultBodyLimit::max(body_limit)),
