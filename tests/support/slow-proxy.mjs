@@ -1,0 +1,27 @@
+// A proxy in front of the FHIR server that forwards every request at once but holds back the
+// ANSWER to a transaction (POST /) for DELAY ms: the write has happened when the mediator is
+// killed, its answer is lost — the situation CHT's at-least-once redelivery meets.
+import http from 'node:http';
+
+const [target, port, delay] = process.argv.slice(2);
+const upstream = new URL(target);
+http
+  .createServer((req, res) => {
+    const forward = http.request(
+      { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: { ...req.headers, host: upstream.host } },
+      (answer) => {
+        const chunks = [];
+        answer.on('data', (c) => chunks.push(c));
+        answer.on('end', () => {
+          const send = () => {
+            res.writeHead(answer.statusCode, answer.headers);
+            res.end(Buffer.concat(chunks));
+          };
+          if (req.method === 'POST' && req.url === '/') setTimeout(send, Number(delay)); else send();
+        });
+      },
+    );
+    forward.on('error', () => { res.writeHead(502); res.end(); });
+    req.pipe(forward);
+  })
+  .listen(Number(port), '127.0.0.1', () => console.log('listening'));
