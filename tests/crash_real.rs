@@ -13,6 +13,16 @@ use serde_json::{Value, json};
 
 const DOC_SYSTEM: &str = "https://cht.example.org/fhir/identifier/document-id";
 
+/// Kills and reaps its process when dropped, also when an assertion fails half-way.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -29,6 +39,7 @@ fn start_mediator(stack: &Stack, fhir_url: &str, port: u16, db: &str) -> Child {
         .env("DEAD_LETTER_DB", db)
         .env("LOG_LEVEL", "warn")
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap()
 }
@@ -49,15 +60,23 @@ async fn count(stack: &Stack, query: &str) -> usize {
 async fn a_mediator_killed_after_writing_and_restarted_completes_the_redelivery_without_duplicates() {
     let Some(stack) = stack() else { return };
     let proxy_port = free_port();
-    let mut proxy = Command::new("node")
-        .args(["tests/support/slow-proxy.mjs", &stack.fhir_url, &proxy_port.to_string(), "3000"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    // The answer is held for a minute: the mediator is killed long before, whatever the load.
+    let _proxy = Killed(
+        Command::new("node")
+            .args(["tests/support/slow-proxy.mjs", &stack.fhir_url, &proxy_port.to_string(), "60000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually(Duration::from_secs(10), "the proxy to listen", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", proxy_port)).await.ok().map(drop)
+    })
+    .await;
     let db = std::env::temp_dir().join(format!("cht-fhir-mediator-test-crash-{}.sqlite3", uuid::Uuid::new_v4()));
     let db = db.to_str().unwrap().to_owned();
     let port = free_port();
-    let mut mediator = start_mediator(&stack, &format!("http://127.0.0.1:{proxy_port}"), port, &db);
+    let mut mediator = Killed(start_mediator(&stack, &format!("http://127.0.0.1:{proxy_port}"), port, &db));
     live(port).await;
 
     let (patient, report) = (unique("pat"), unique("rep"));
@@ -78,13 +97,13 @@ async fn a_mediator_killed_after_writing_and_restarted_completes_the_redelivery_
     })
     .await;
     // ...and the mediator dies before answering: CHT sees no 2xx.
-    mediator.kill().unwrap();
-    mediator.wait().unwrap();
+    mediator.0.kill().unwrap();
+    mediator.0.wait().unwrap();
     assert!(in_flight.await.unwrap().is_err(), "CHT got no answer");
 
     // CHT delivers again (it retries until a 2xx), to the restarted mediator.
     let port = free_port();
-    let mut restarted = start_mediator(&stack, &stack.fhir_url, port, &db);
+    let _restarted = Killed(start_mediator(&stack, &stack.fhir_url, port, &db));
     live(port).await;
     let again = http.post(url(port, "/cht/encounter")).json(&visit).send().await.unwrap();
     assert_eq!(again.status(), 200);
@@ -95,7 +114,5 @@ async fn a_mediator_killed_after_writing_and_restarted_completes_the_redelivery_
         "the report's 3 answers, once each"
     );
     assert_eq!(count(&stack, &format!("Patient?identifier={DOC_SYSTEM}|{patient}")).await, 1, "one Patient");
-    let _ = restarted.kill();
-    let _ = proxy.kill();
     let _ = std::fs::remove_file(&db);
 }
