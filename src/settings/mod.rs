@@ -174,20 +174,8 @@ impl Settings {
             return Err(SettingsError::invalid("TLS_CA_BUNDLE", format!("{} is not a readable file", path.display())));
         }
         let live = LiveConfig::from_source(&source)?;
-        let forms = match source.parse_opt::<PathBuf>("FORM_MAPPINGS_FILE")? {
-            None => FormMappings::parse(DEFAULT_FORMS_JSON),
-            Some(path) => std::fs::read_to_string(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))
-                .and_then(|text| FormMappings::parse(&text)),
-        }
-        .map_err(|e| SettingsError::invalid("FORM_MAPPINGS_FILE", e))?;
-        let outbound = match source.parse_opt::<PathBuf>("OUTBOUND_MAPPINGS_FILE")? {
-            None => OutboundMappings::parse(DEFAULT_OUTBOUND_JSON),
-            Some(path) => std::fs::read_to_string(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))
-                .and_then(|text| OutboundMappings::parse(&text)),
-        }
-        .map_err(|e| SettingsError::invalid("OUTBOUND_MAPPINGS_FILE", e))?;
+        let forms = mapping_file(&source, "FORM_MAPPINGS_FILE", DEFAULT_FORMS_JSON, FormMappings::parse)?;
+        let outbound = mapping_file(&source, "OUTBOUND_MAPPINGS_FILE", DEFAULT_OUTBOUND_JSON, OutboundMappings::parse)?;
         let dead_letter_db = source.parse("DEAD_LETTER_DB")?;
         let cht_follow_up_form = source.parse::<String>("CHT_FOLLOW_UP_FORM")?.to_uppercase();
         Ok(Self {
@@ -208,6 +196,23 @@ impl Settings {
         source.set("OPENHIM_REGISTER", "false");
         Self::from_source(source)
     }
+}
+
+/// A mapping file named by setting `name` (else the built-in `default` text), parsed and checked;
+/// errors name the setting.
+fn mapping_file<T>(
+    source: &Source,
+    name: &str,
+    default: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, SettingsError> {
+    match source.parse_opt::<PathBuf>(name)? {
+        None => parse(default),
+        Some(path) => {
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display())).and_then(|text| parse(&text))
+        }
+    }
+    .map_err(|e| SettingsError::invalid(name, e))
 }
 
 #[cfg(test)]
