@@ -134,6 +134,32 @@ impl Recorder {
         Ok(request)
     }
 
+    /// `method path` under `upstream` with `media_type` as Accept (and as Content-Type of `body`,
+    /// sent as JSON), recorded as orchestration `name`. Any HTTP answer is returned; a path that
+    /// cannot join or a body that cannot serialise is an internal error, a transport failure an
+    /// upstream error.
+    #[allow(clippy::too_many_arguments)] // each is one part of the call; a struct would only rename them
+    pub async fn call(
+        &self,
+        ctx: &CallContext,
+        upstream: &crate::settings::Upstream,
+        name: &str,
+        method: reqwest::Method,
+        path: &str,
+        media_type: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<UpstreamResponse, crate::error::ApiError> {
+        use crate::error::ApiError;
+        let internal = |e: String| ApiError::Internal(format!("{} request: {e}", self.target));
+        let mut request = self.request(upstream, method, path).map_err(internal)?.header("accept", media_type);
+        if let Some(body) = body {
+            let text = serde_json::to_string(body).map_err(|e| internal(e.to_string()))?;
+            request = request.header("content-type", media_type).body(text);
+        }
+        let request = request.build().map_err(|e| internal(e.to_string()))?;
+        Ok(self.send(ctx, name, request).await?)
+    }
+
     /// Sends `request` (built with `self.client`), returning any HTTP answer; only transport
     /// failures are errors. `name` is the orchestration name shown in the OpenHIM console.
     #[tracing::instrument(name = "upstream", skip_all, fields(target = self.target, call = name, status))]

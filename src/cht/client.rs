@@ -35,16 +35,7 @@ impl ChtClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<UpstreamResponse, ApiError> {
-        let mut request = self
-            .recorder
-            .request(upstream, method, path)
-            .map_err(|e| ApiError::Internal(format!("CHT URL: {e}")))?
-            .header("accept", "application/json");
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let request = request.build().map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(self.recorder.send(ctx, name, request).await?)
+        self.recorder.call(ctx, upstream, name, method, path, "application/json", body).await
     }
 
     /// The contact doc `id` with its lineage hydrated, or `None` if CHT has no such doc.

@@ -16,6 +16,7 @@ use super::{FAILED, MISCONFIGURED, fail};
 use crate::conversions::ids::resource_id;
 use crate::conversions::patient::person_to_patient;
 use crate::conversions::report::{build, parse_report};
+use crate::error::FHIR_JSON;
 use crate::fhir::operation_outcome::{Issue, OperationOutcome, Severity};
 use crate::settings::Settings;
 
@@ -252,11 +253,11 @@ pub async fn check(settings: Settings) -> ExitCode {
         }
     }
 
-    let fhir = state.fhir.recorder().request(&live.fhir, reqwest::Method::GET, "metadata").map_err(|e| e.to_string());
-    let answer = match fhir.and_then(|r| r.build().map_err(|e| e.to_string())) {
-        Ok(request) => state.fhir.recorder().send(&ctx, "check", request).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e),
-    };
+    let fhir = state.fhir.recorder();
+    let answer = fhir
+        .call(&ctx, &live.fhir, "check", reqwest::Method::GET, "metadata", FHIR_JSON, None)
+        .await
+        .map_err(|e| e.to_string());
     match answer {
         Ok(r) if r.status.is_success() => {
             let meta = r.json().unwrap_or_default();
@@ -277,15 +278,11 @@ pub async fn check(settings: Settings) -> ExitCode {
 
     // /api/info is public: the medic database shows whether the credentials work too.
     for (path, what) in [("api/info", "CHT API"), ("medic", "medic database with the configured credentials")] {
-        let request = state
-            .cht
-            .recorder()
-            .request(&live.cht, reqwest::Method::GET, path)
-            .and_then(|r| r.build().map_err(|e| e.to_string()));
-        let answer = match request {
-            Ok(request) => state.cht.recorder().send(&ctx, "check", request).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
+        let cht = state.cht.recorder();
+        let answer = cht
+            .call(&ctx, &live.cht, "check", reqwest::Method::GET, path, "application/json", None)
+            .await
+            .map_err(|e| e.to_string());
         match answer {
             Ok(r) if r.status.is_success() => {
                 let version = r.json().and_then(|v| v["version"].as_str().map(str::to_owned));

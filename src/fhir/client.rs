@@ -55,21 +55,11 @@ impl FhirClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<UpstreamResponse, ApiError> {
-        let mut request = self
-            .recorder
-            .request(upstream, method.clone(), path)
-            .map_err(|e| ApiError::Internal(format!("FHIR URL: {e}")))?
-            .header("accept", FHIR_JSON);
-        if let Some(body) = body {
-            let text = serde_json::to_string(body).map_err(|e| ApiError::Internal(e.to_string()))?;
-            request = request.header("content-type", FHIR_JSON).body(text);
-        }
-        let request = request.build().map_err(|e| ApiError::Internal(e.to_string()))?;
         let name = match path {
             "" => format!("FHIR {method} transaction"),
             _ => format!("FHIR {method} {}", path.split('?').next().unwrap_or(path)),
         };
-        Ok(self.recorder.send(ctx, &name, request).await?)
+        self.recorder.call(ctx, upstream, &name, method, path, FHIR_JSON, body).await
     }
 
     /// `PUT [type]/[id]`: idempotent create-or-update with a client-assigned id. Returns the
