@@ -496,31 +496,39 @@ start_congo() {
   wait_until congo "mongodb port $CONGO_PORT open" check_congo
 }
 
-# ---------------------------------------------------------------- openhim (OpenHIM core)
+# ---------------------------------------------------------------- pinned npm installs
 
-openhim_install_stamp() {
-  local src="$SUPPORT_DIR/npm/openhim-core-$OPENHIM_VERSION"
+# The stamp of a pinned npm tree (scripts/stack/npm/<name>: package.json + lock file).
+npm_pinned_stamp() { # name
+  local src="$SUPPORT_DIR/npm/$1"
   files_stamp "$src/package.json" "$src/package-lock.json" <(printf '%s\n' "$INSTALL_REVISION")
 }
 
+# Installs the pinned tree scripts/stack/npm/<name> into dir afresh with `npm ci`. The lock file
+# pins the whole dependency tree (a package's own ranges would otherwise pull whatever is newest).
+# The caller checks the result and then writes the stamp (npm_pinned_stamp) as .stack-installed.
+npm_pinned_install() { # name dir
+  local src="$SUPPORT_DIR/npm/$1" dir=$2
+  rm -rf -- "$dir"
+  mkdir -p "$dir"
+  cp -- "$src/package.json" "$src/package-lock.json" "$dir/"
+  (cd "$dir" && npm_quiet ci >/dev/null)
+}
+
+# ---------------------------------------------------------------- openhim (OpenHIM core)
+
 openhim_installed() {
-  install_done "$OPENHIM_INSTALL_DIR" "$(openhim_install_stamp)"
+  install_done "$OPENHIM_INSTALL_DIR" "$(npm_pinned_stamp "openhim-core-$OPENHIM_VERSION")"
 }
 
 install_openhim() {
-  local dir=$OPENHIM_INSTALL_DIR src="$SUPPORT_DIR/npm/openhim-core-$OPENHIM_VERSION" stamp
-  stamp=$(openhim_install_stamp)
-  if install_done "$dir" "$stamp"; then
+  local dir=$OPENHIM_INSTALL_DIR
+  if openhim_installed; then
     log "openhim-core $OPENHIM_VERSION: already installed in $dir"
     return 0
   fi
   log "openhim-core $OPENHIM_VERSION: installing into $dir (10-40 s)"
-  rm -rf -- "$dir"
-  mkdir -p "$dir"
-  # The lock file pins the whole dependency tree of openhim-core 4.0.5 (its
-  # own ranges would otherwise pull whatever is newest).
-  cp -- "$src/package.json" "$src/package-lock.json" "$dir/"
-  (cd "$dir" && npm_quiet ci >/dev/null)
+  npm_pinned_install "openhim-core-$OPENHIM_VERSION" "$dir"
   [[ -f $OPENHIM_CORE_DIR/lib/server.js && -f $OPENHIM_CORE_DIR/config/default.json ]] ||
     die "openhim-core: install incomplete in $dir"
   # The core loads ssl-root-cas/latest, which tries to download Mozilla's CA
@@ -530,7 +538,7 @@ install_openhim() {
   local rootcas="$dir/node_modules/ssl-root-cas"
   [[ -f $rootcas/ssl-root-cas.js ]] || die "openhim-core: $rootcas/ssl-root-cas.js missing"
   printf "'use strict';\nmodule.exports = require('./ssl-root-cas');\n" >"$rootcas/ssl-root-cas-latest.js"
-  printf '%s\n' "$stamp" >"$dir/.stack-installed"
+  npm_pinned_stamp "openhim-core-$OPENHIM_VERSION" >"$dir/.stack-installed"
 }
 
 # Print an OpenHIM core config (see scripts/stack/openhim-config.mjs).
@@ -668,34 +676,23 @@ start_hfs() {
 
 # ---------------------------------------------------------------- couch (pouchdb-server)
 
-couch_install_stamp() {
-  local src="$SUPPORT_DIR/npm/pouchdb-server-$POUCHDB_SERVER_VERSION"
-  files_stamp "$src/package.json" "$src/package-lock.json" <(printf '%s\n' "$INSTALL_REVISION")
-}
-
 couch_installed() {
-  install_done "$POUCHDB_INSTALL_DIR" "$(couch_install_stamp)"
+  install_done "$POUCHDB_INSTALL_DIR" "$(npm_pinned_stamp "pouchdb-server-$POUCHDB_SERVER_VERSION")"
 }
 
 install_couch() {
-  local dir=$POUCHDB_INSTALL_DIR src="$SUPPORT_DIR/npm/pouchdb-server-$POUCHDB_SERVER_VERSION" stamp
-  stamp=$(couch_install_stamp)
-  if install_done "$dir" "$stamp"; then
+  local dir=$POUCHDB_INSTALL_DIR
+  if couch_installed; then
     log "pouchdb-server $POUCHDB_SERVER_VERSION: already installed in $dir"
     return 0
   fi
   log "pouchdb-server $POUCHDB_SERVER_VERSION: installing into $dir (about 75 s: sqlite3 is compiled)"
-  rm -rf -- "$dir"
-  mkdir -p "$dir"
-  # The lock file pins the whole dependency tree (pouchdb-server's own ranges
-  # would otherwise pull whatever is newest).
-  cp -- "$src/package.json" "$src/package-lock.json" "$dir/"
-  (cd "$dir" && npm_quiet ci >/dev/null)
+  npm_pinned_install "pouchdb-server-$POUCHDB_SERVER_VERSION" "$dir"
   [[ -f $POUCHDB_SERVER_DIR/bin/pouchdb-server ]] ||
     die "pouchdb-server: install incomplete in $dir"
   (cd "$POUCHDB_SERVER_DIR" && node -e 'require("pouchdb-adapter-memory"); require("express-pouchdb")') ||
     die "pouchdb-server: its modules do not load"
-  printf '%s\n' "$stamp" >"$dir/.stack-installed"
+  npm_pinned_stamp "pouchdb-server-$POUCHDB_SERVER_VERSION" >"$dir/.stack-installed"
 }
 
 couch_url() { printf 'http://%s:%s\n' "$BIND_HOST" "$COUCH_PORT"; }
