@@ -14,6 +14,10 @@ use cht_fhir_mediator::settings::IdentifierSystems;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::Value;
 
+/// The binary's allocator (src/main.rs), so the figures are the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn systems() -> IdentifierSystems {
     IdentifierSystems {
         document_id: "https://cht.example.org/id/doc".into(),
