@@ -41,11 +41,6 @@ async fn cht(stack: &Stack, method: reqwest::Method, path: &str, body: &Value) -
     r.json().await.unwrap()
 }
 
-async fn count(stack: &Stack, query: &str) -> usize {
-    let bundle: Value = reqwest::get(format!("{}/{query}", stack.fhir_url)).await.unwrap().json().await.unwrap();
-    bundle["entry"].as_array().map_or(0, Vec::len)
-}
-
 #[tokio::test]
 async fn backfill_writes_everything_once_and_resumes_after_an_interruption() {
     let Some(stack) = stack() else { return };
@@ -97,7 +92,8 @@ async fn backfill_writes_everything_once_and_resumes_after_an_interruption() {
     let text = lines.join("\n");
     assert_eq!(status.code(), Some(130), "{text}");
     assert!(text.contains("backfill interrupted"), "{text}");
-    let written_first = count(&stack, &format!("Patient?identifier={DOC_SYSTEM}|{}", patient_ids[PATIENTS - 1])).await;
+    let written_first =
+        stack.fhir_count(&format!("Patient?identifier={DOC_SYSTEM}|{}", patient_ids[PATIENTS - 1])).await;
     assert_eq!(written_first, 0, "interrupted early: the last patient is not written yet\n{text}");
 
     // Second run resumes from the checkpoint and finishes.
@@ -109,12 +105,16 @@ async fn backfill_writes_everything_once_and_resumes_after_an_interruption() {
 
     // Exactly once each: a sample by identifier (every id is deterministic, so PUT cannot duplicate).
     for id in patient_ids.iter().step_by(97).chain([&patient_ids[0], &patient_ids[PATIENTS - 1]]) {
-        assert_eq!(count(&stack, &format!("Patient?identifier={DOC_SYSTEM}|{id}")).await, 1, "{id}");
+        assert_eq!(stack.fhir_count(&format!("Patient?identifier={DOC_SYSTEM}|{id}")).await, 1, "{id}");
     }
     for i in (0..REPORTS).step_by(37) {
-        assert_eq!(count(&stack, &format!("Encounter?identifier={DOC_SYSTEM}|{run}-r{i}")).await, 1, "report {i}");
+        assert_eq!(stack.fhir_count(&format!("Encounter?identifier={DOC_SYSTEM}|{run}-r{i}")).await, 1, "report {i}");
     }
-    assert_eq!(count(&stack, &format!("Patient?identifier={DOC_SYSTEM}|{run}-chw")).await, 0, "a CHW is not a patient");
+    assert_eq!(
+        stack.fhir_count(&format!("Patient?identifier={DOC_SYSTEM}|{run}-chw")).await,
+        0,
+        "a CHW is not a patient"
+    );
     let letters = Command::new(env!("CARGO_BIN_EXE_cht-fhir-mediator"))
         .args(["dead-letters", "list", "--json"])
         .env("DEAD_LETTER_DB", &db)

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{Stack, eventually, stack, unique};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const DOC_SYSTEM: &str = "https://cht.example.org/fhir/identifier/document-id";
 
@@ -51,11 +51,6 @@ async fn live(port: u16) {
     .await;
 }
 
-async fn count(stack: &Stack, query: &str) -> usize {
-    let bundle: Value = reqwest::get(format!("{}/{query}", stack.fhir_url)).await.unwrap().json().await.unwrap();
-    bundle["entry"].as_array().map_or(0, Vec::len)
-}
-
 #[tokio::test]
 async fn a_mediator_killed_after_writing_and_restarted_completes_the_redelivery_without_duplicates() {
     let Some(stack) = stack() else { return };
@@ -93,7 +88,7 @@ async fn a_mediator_killed_after_writing_and_restarted_completes_the_redelivery_
         async move { http.post(url).json(&visit).send().await }
     });
     eventually(Duration::from_secs(10), "the transaction written", || async {
-        (count(&stack, &format!("Encounter?identifier={DOC_SYSTEM}|{report}")).await == 1).then_some(())
+        (stack.fhir_count(&format!("Encounter?identifier={DOC_SYSTEM}|{report}")).await == 1).then_some(())
     })
     .await;
     // ...and the mediator dies before answering: CHT sees no 2xx.
@@ -107,12 +102,12 @@ async fn a_mediator_killed_after_writing_and_restarted_completes_the_redelivery_
     live(port).await;
     let again = http.post(url(port, "/cht/encounter")).json(&visit).send().await.unwrap();
     assert_eq!(again.status(), 200);
-    assert_eq!(count(&stack, &format!("Encounter?identifier={DOC_SYSTEM}|{report}")).await, 1, "one Encounter");
+    assert_eq!(stack.fhir_count(&format!("Encounter?identifier={DOC_SYSTEM}|{report}")).await, 1, "one Encounter");
     assert_eq!(
-        count(&stack, &format!("Observation?encounter=Encounter/{report}")).await,
+        stack.fhir_count(&format!("Observation?encounter=Encounter/{report}")).await,
         3,
         "the report's 3 answers, once each"
     );
-    assert_eq!(count(&stack, &format!("Patient?identifier={DOC_SYSTEM}|{patient}")).await, 1, "one Patient");
+    assert_eq!(stack.fhir_count(&format!("Patient?identifier={DOC_SYSTEM}|{patient}")).await, 1, "one Patient");
     let _ = std::fs::remove_file(&db);
 }

@@ -37,7 +37,7 @@ async fn fhir_put(stack: &Stack, path: &str, body: &Value) {
 async fn search(stack: &Stack, query: &str) -> Vec<Value> {
     let (status, bundle) = fhir_get(stack, query).await;
     assert_eq!(status, 200, "{query}: {bundle}");
-    bundle["entry"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["resource"].clone()).collect()
+    common::bundle_resources(&bundle)
 }
 
 fn person(id: &str, name: &str) -> Value {

@@ -165,7 +165,7 @@ async fn fhir_get(world: &World, path: &str) -> Option<Value> {
 
 async fn search(world: &World, query: &str) -> Vec<Value> {
     let bundle = fhir_get(world, query).await.unwrap_or_else(|| panic!("search {query} failed"));
-    bundle["entry"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["resource"].clone()).collect()
+    common::bundle_resources(&bundle)
 }
 
 async fn cht(world: &World, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {

@@ -38,11 +38,6 @@ async fn records_for(stack: &Stack, task_id: &str) -> Vec<Value> {
     r.json::<Value>().await.unwrap()["docs"].as_array().cloned().unwrap_or_default()
 }
 
-async fn count(stack: &Stack, query: &str) -> usize {
-    let bundle: Value = reqwest::get(format!("{}/{query}", stack.fhir_url)).await.unwrap().json().await.unwrap();
-    bundle["entry"].as_array().map_or(0, Vec::len)
-}
-
 #[tokio::test]
 async fn ten_concurrent_copies_make_one_service_request_one_task_and_one_cht_record() {
     let Some(stack) = stack() else { return };
@@ -75,11 +70,11 @@ async fn ten_concurrent_copies_make_one_service_request_one_task_and_one_cht_rec
     let task_id = answers[0].1["id"].as_str().unwrap().to_owned();
     assert!(answers.iter().all(|(_, t)| t["id"] == task_id.as_str()));
     assert_eq!(records_for(&stack, &task_id).await.len(), 1, "ONE CHT record");
-    assert_eq!(count(&stack, &format!("ServiceRequest?identifier=https://emr.example.org/orders|{order}")).await, 1);
+    assert_eq!(stack.fhir_count(&format!("ServiceRequest?identifier=https://emr.example.org/orders|{order}")).await, 1);
     let record =
         answers[0].1["identifier"].as_array().unwrap().iter().find(|i| i["system"] == DOC_SYSTEM).unwrap()["value"]
             .clone();
-    assert_eq!(count(&stack, &format!("Task?identifier={DOC_SYSTEM}|{}", record.as_str().unwrap())).await, 1);
+    assert_eq!(stack.fhir_count(&format!("Task?identifier={DOC_SYSTEM}|{}", record.as_str().unwrap())).await, 1);
 }
 
 #[tokio::test]

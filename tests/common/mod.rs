@@ -140,6 +140,20 @@ pub struct Stack {
     pub couch_password: String,
 }
 
+impl Stack {
+    /// How many entries a FHIR search on the real server returns (entries counted, `total` not trusted).
+    pub async fn fhir_count(&self, query: &str) -> usize {
+        let bundle: serde_json::Value =
+            reqwest::get(format!("{}/{query}", self.fhir_url)).await.unwrap().json().await.unwrap();
+        bundle["entry"].as_array().map_or(0, Vec::len)
+    }
+}
+
+/// The resources of a search Bundle's entries.
+pub fn bundle_resources(bundle: &serde_json::Value) -> Vec<serde_json::Value> {
+    bundle["entry"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["resource"].clone()).collect()
+}
+
 /// The stack, or a panic saying how to start it. `SKIP_STACK_TESTS=1` turns the real-stack tests
 /// into no-ops for a quick local `cargo test`; CI never sets it.
 pub fn stack() -> Option<Stack> {
