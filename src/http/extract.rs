@@ -21,12 +21,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type =
-            request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let (content_type, essence) = media_type(&request);
         if !JSON_TYPES.contains(&essence.as_str()) {
             return Err(ApiError::UnsupportedMediaType {
-                found: content_type.to_owned(),
+                found: content_type,
                 expected: "application/json or application/fhir+json",
             });
         }
@@ -48,15 +46,13 @@ impl<S: Send + Sync> FromRequest<S> for FhirBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type =
-            request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let (content_type, essence) = media_type(&request);
         if JSON_TYPES.contains(&essence.as_str()) {
             return JsonBody::from_request(request, state).await.map(|JsonBody(v)| Self(v));
         }
         if !XML_TYPES.contains(&essence.as_str()) {
             let expected = "application/fhir+json, application/json or application/fhir+xml";
-            return Err(ApiError::UnsupportedMediaType { found: content_type.to_owned(), expected });
+            return Err(ApiError::UnsupportedMediaType { found: content_type, expected });
         }
         let bytes = read_body(request, state).await?;
         let text = std::str::from_utf8(&bytes)
@@ -65,6 +61,13 @@ impl<S: Send + Sync> FromRequest<S> for FhirBody {
             .map_err(|e| ApiError::bad_request(format!("not a valid FHIR R4 XML resource: {e}"), None))?;
         Ok(Self(value))
     }
+}
+
+/// The request's `Content-Type` as sent, and its essence (lower case, parameters dropped).
+fn media_type(request: &Request) -> (String, String) {
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    (content_type.to_owned(), essence)
 }
 
 /// The raw body within the configured limit.
