@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 
 use crate::conversions::selection::{Selected, select};
 use crate::error::ApiError;
-use crate::fhir::client::put_entry;
+use crate::fhir::transaction::Write;
 use crate::inbound::{Endpoint, Failure, Outcome, conforms, handle};
+use crate::json::JsonExt;
 use crate::state::AppState;
 use crate::upstream::CallContext;
 
@@ -113,8 +114,11 @@ pub async fn run(
         }
         counts.seen += changes.len() as u64;
         let (mut persons, mut reports) = (Vec::new(), Vec::new());
-        for (_, doc) in changes {
-            match select(&doc, &state.settings.forms) {
+        // Who is a patient depends on the lineage (a CHW is a person under a staff place), and
+        // the pushes see it hydrated: so does the backfill, and its Patients get the same lineage.
+        let changes = hydrate_contacts(state, &ctx, &live, changes).await?;
+        for doc in changes {
+            match select(&doc, &state.settings.forms, &state.settings.patients) {
                 Some(Selected::Person) => persons.push(doc),
                 Some(Selected::Report) => reports.push(doc),
                 None => counts.skipped += 1,
@@ -146,6 +150,26 @@ pub async fn run(
 
 /// Patients in transaction Bundles; a Bundle the FHIR server refuses is redone one document at
 /// a time through the inbound pipeline, so only the bad document becomes a dead letter.
+/// The documents of a changes page, contacts hydrated (one `POST /api/v1/hydrate`).
+async fn hydrate_contacts(
+    state: &AppState,
+    ctx: &CallContext,
+    live: &crate::settings::LiveConfig,
+    changes: Vec<(Value, Value)>,
+) -> Result<Vec<Value>, ApiError> {
+    let is_contact =
+        |doc: &Value| matches!(doc["type"].as_str(), Some("person" | "contact")) && doc["_deleted"] != true;
+    let ids: Vec<&str> = changes.iter().filter(|(_, d)| is_contact(d)).filter_map(|(_, d)| d["_id"].as_str()).collect();
+    let mut hydrated = state.cht.hydrate(ctx, &live.cht, &ids).await?;
+    Ok(changes
+        .into_iter()
+        .map(|(_, doc)| match doc.at("_id").as_str().and_then(|id| hydrated.remove(id)) {
+            Some(full) if is_contact(&doc) => full,
+            _ => doc,
+        })
+        .collect())
+}
+
 async fn write_persons(
     state: &AppState,
     ctx: &CallContext,
@@ -174,12 +198,22 @@ async fn write_persons(
         .map(|chunk| {
             let live = live.clone();
             async move {
-                let entries: Vec<Value> = chunk.iter().map(|(_, patient)| put_entry(&live.fhir.url, patient)).collect();
-                let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
-                match state.fhir.transaction(ctx, &live.fhir, &bundle).await {
+                let writes: Vec<Write> = chunk
+                    .iter()
+                    .map(|(_, patient)| Write::Upsert {
+                        resource: patient.clone(),
+                        key: crate::inbound::encounter::patient_key(patient, &live),
+                    })
+                    .collect();
+                match state.fhir.write_atomically(ctx, &live, &writes).await {
                     Ok(_) => Ok((chunk.len() as u64, 0)),
-                    Err(crate::fhir::client::FhirError::Transient(e)) => Err(e),
-                    Err(crate::fhir::client::FhirError::Rejected { .. }) => {
+                    Err(
+                        e @ (crate::fhir::client::FhirError::Transient(_)
+                        | crate::fhir::client::FhirError::VersionConflict),
+                    ) => Err(e.into_api()),
+                    Err(
+                        crate::fhir::client::FhirError::Rejected { .. } | crate::fhir::client::FhirError::Invalid(_),
+                    ) => {
                         let (mut written, mut dead) = (0, 0);
                         for (payload, _) in &chunk {
                             match handle(state, ctx, Endpoint::Patient, payload).await? {

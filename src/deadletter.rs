@@ -7,9 +7,16 @@
 //!
 //! A letter's id is a hash of the endpoint and the exact payload, so a redelivered document
 //! updates its letter (attempts, last error) instead of adding another.
+//!
+//! The store is bounded ([`Limits`]): replayed letters are deleted after the retention period,
+//! and when a new letter would pass the count or size cap, the oldest replayed letters make room;
+//! if only pending letters are left, the new one is refused ([`StoreError::Full`]) — its sender is
+//! answered 507 and keeps it (CHT delivers again), so a flood of unconvertible documents cannot
+//! fill the disk and nothing is dropped silently.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -35,14 +42,39 @@ pub struct DeadLetter {
     pub payload: String,
 }
 
-/// A failure of the store itself.
+/// Bounds of the store (`DEAD_LETTER_MAX_COUNT`, `DEAD_LETTER_MAX_BYTES`,
+/// `DEAD_LETTER_RETENTION_DAYS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_count: u64,
+    /// Total payload bytes.
+    pub max_bytes: u64,
+    /// How long a replayed letter is kept after its replay.
+    pub retention: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_count: 10_000, max_bytes: 256 * 1024 * 1024, retention: Duration::from_secs(30 * 86_400) }
+    }
+}
+
+/// A failure of the store.
 #[derive(Debug, thiserror::Error)]
-#[error("dead-letter store: {0}")]
-pub struct StoreError(String);
+pub enum StoreError {
+    #[error("dead-letter store: {0}")]
+    Db(String),
+    /// At its cap with pending letters only; nothing was written.
+    #[error(
+        "the dead-letter store is full ({count} letters, {bytes} bytes; DEAD_LETTER_MAX_COUNT / \
+         DEAD_LETTER_MAX_BYTES): replay or remove pending letters to make room"
+    )]
+    Full { count: u64, bytes: u64 },
+}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        Self(e.to_string())
+        Self::Db(e.to_string())
     }
 }
 
@@ -51,6 +83,7 @@ impl From<rusqlite::Error> for StoreError {
 #[derive(Clone)]
 pub struct DeadLetterStore {
     conn: Arc<Mutex<Connection>>,
+    limits: Limits,
 }
 
 const SCHEMA: &str = "
@@ -78,19 +111,42 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 const COLUMNS: &str =
     "id, endpoint, document_id, first_seen, last_seen, attempts, reason, element, transaction_id, status, payload";
 
+/// Columns added after the first release: (name, definition, how to fill existing rows).
+const MIGRATIONS: &[(&str, &str, &str)] = &[
+    ("size", "INTEGER", "UPDATE dead_letters SET size = LENGTH(CAST(payload AS BLOB)) WHERE size IS NULL"),
+    ("replayed_at", "TEXT", "UPDATE dead_letters SET replayed_at = last_seen WHERE status = 'replayed'"),
+];
+
 impl DeadLetterStore {
-    /// Opens (creating if needed) the store at `path`.
+    /// Opens (creating if needed) the store at `path` with the default [`Limits`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Limits::default())
+    }
+
+    /// Opens (creating if needed) the store at `path`, bounded by `limits`.
+    pub fn open_with(path: &Path, limits: Limits) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
         }
-        let conn = Connection::open(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+        let conn = Connection::open(path).map_err(|e| StoreError::Db(format!("{}: {e}", path.display())))?;
         // WAL lets `dead-letters list` read while the service writes; the busy timeout covers the
         // moment both write (a replay while a push arrives).
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        for (column, definition, fill) in MIGRATIONS {
+            let present: bool = conn.query_row(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('dead_letters') WHERE name = ?1",
+                [column],
+                |r| r.get(0),
+            )?;
+            if !present {
+                conn.execute_batch(&format!("ALTER TABLE dead_letters ADD COLUMN {column} {definition}; {fill};"))?;
+            }
+        }
+        let store = Self { conn: Arc::new(Mutex::new(conn)), limits };
+        store.with(|c| purge_expired(c, limits.retention))?;
+        Ok(store)
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
@@ -98,7 +154,8 @@ impl DeadLetterStore {
         Ok(f(&conn)?)
     }
 
-    /// Stores (or updates) the letter for `payload` at `endpoint`; returns its id.
+    /// Stores (or updates) the letter for `payload` at `endpoint`; returns its id. A redelivered
+    /// document only updates its letter, even at the cap; a new one may need room first.
     pub fn record(
         &self,
         endpoint: &str,
@@ -110,16 +167,34 @@ impl DeadLetterStore {
     ) -> Result<String, StoreError> {
         let id = letter_id(endpoint, payload);
         let now = crate::openhim::envelope::timestamp(chrono::Utc::now());
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO dead_letters (id, endpoint, document_id, first_seen, last_seen, attempts, reason, element, transaction_id, status, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5, ?6, ?7, 'pending', ?8)
-                 ON CONFLICT(id) DO UPDATE SET last_seen = ?4, attempts = attempts + 1, reason = ?5, element = ?6,
-                     transaction_id = ?7, status = 'pending'",
-                params![id, endpoint, document_id, now, reason, element, transaction_id, payload],
-            )
-        })?;
+        let size = i64::try_from(payload.len()).unwrap_or(i64::MAX);
+        let limits = self.limits;
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction()?;
+        purge_expired(&tx, limits.retention)?;
+        let known: bool = tx.query_row("SELECT COUNT(*) > 0 FROM dead_letters WHERE id = ?1", [&id], |r| r.get(0))?;
+        if !known {
+            make_room(&tx, limits, size)?;
+        }
+        tx.execute(
+            "INSERT INTO dead_letters (id, endpoint, document_id, first_seen, last_seen, attempts, reason, element, transaction_id, status, payload, size)
+             VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5, ?6, ?7, 'pending', ?8, ?9)
+             ON CONFLICT(id) DO UPDATE SET last_seen = ?4, attempts = attempts + 1, reason = ?5, element = ?6,
+                 transaction_id = ?7, status = 'pending', replayed_at = NULL",
+            params![id, endpoint, document_id, now, reason, element, transaction_id, payload, size],
+        )?;
+        tx.commit()?;
         Ok(id)
+    }
+
+    /// Deletes letters by id (the admin's decision, e.g. documents fixed in CHT instead).
+    pub fn remove(&self, id: &str) -> Result<bool, StoreError> {
+        self.with(|c| c.execute("DELETE FROM dead_letters WHERE id = ?1", [id]).map(|n| n > 0))
+    }
+
+    /// Letters held and their payload bytes.
+    pub fn usage(&self) -> Result<(u64, u64), StoreError> {
+        self.with(usage)
     }
 
     /// Letters, newest first; only pending ones unless `all`.
@@ -136,7 +211,11 @@ impl DeadLetterStore {
     }
 
     pub fn mark_replayed(&self, id: &str) -> Result<(), StoreError> {
-        self.with(|c| c.execute("UPDATE dead_letters SET status = 'replayed' WHERE id = ?1", [id]).map(drop))
+        let now = crate::openhim::envelope::timestamp(chrono::Utc::now());
+        self.with(|c| {
+            c.execute("UPDATE dead_letters SET status = 'replayed', replayed_at = ?2 WHERE id = ?1", params![id, now])
+                .map(drop)
+        })
     }
 
     /// A saved checkpoint (e.g. the last CHT changes seq a backfill completed).
@@ -165,6 +244,38 @@ impl DeadLetterStore {
     }
 }
 
+fn usage(c: &Connection) -> rusqlite::Result<(u64, u64)> {
+    let (count, bytes): (i64, i64) =
+        c.query_row("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM dead_letters", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((count.unsigned_abs(), bytes.unsigned_abs()))
+}
+
+/// Deletes replayed letters whose replay is older than `retention`.
+fn purge_expired(c: &Connection, retention: Duration) -> rusqlite::Result<()> {
+    let cutoff = chrono::Duration::from_std(retention).ok().and_then(|r| chrono::Utc::now().checked_sub_signed(r));
+    let Some(cutoff) = cutoff else { return Ok(()) };
+    let cutoff = crate::openhim::envelope::timestamp(cutoff);
+    c.execute("DELETE FROM dead_letters WHERE status = 'replayed' AND replayed_at <= ?1", [cutoff]).map(drop)
+}
+
+/// Deletes the oldest replayed letters until a new letter of `size` bytes fits; `Full` when only
+/// pending letters are left and it still does not.
+fn make_room(c: &Connection, limits: Limits, size: i64) -> Result<(), StoreError> {
+    loop {
+        let (count, bytes) = usage(c)?;
+        if count < limits.max_count && bytes.saturating_add(size.unsigned_abs()) <= limits.max_bytes {
+            return Ok(());
+        }
+        let freed = c.execute(
+            "DELETE FROM dead_letters WHERE id = (SELECT id FROM dead_letters WHERE status = 'replayed' ORDER BY replayed_at LIMIT 1)",
+            [],
+        )?;
+        if freed == 0 {
+            return Err(StoreError::Full { count, bytes });
+        }
+    }
+}
+
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
     Ok(DeadLetter {
         id: r.get(0)?,
@@ -186,16 +297,57 @@ fn letter_id(endpoint: &str, payload: &str) -> String {
     hash.update(endpoint.as_bytes());
     hash.update([0]);
     hash.update(payload.as_bytes());
-    hex::encode(&hash.finalize()[..12])
+    let digest = hash.finalize();
+    hex::encode(digest.get(..12).unwrap_or(&digest))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn path() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("dl-{}.sqlite3", uuid::Uuid::new_v4()))
+    }
+
     fn store() -> DeadLetterStore {
-        let path = std::env::temp_dir().join(format!("dl-{}.sqlite3", uuid::Uuid::new_v4()));
-        DeadLetterStore::open(&path).unwrap()
+        DeadLetterStore::open(&path()).unwrap()
+    }
+
+    #[test]
+    fn the_caps_refuse_new_letters_but_let_redeliveries_and_replayed_letters_make_room() {
+        let limits = Limits { max_count: 3, max_bytes: 1000, retention: Duration::from_secs(3600) };
+        let s = DeadLetterStore::open_with(&path(), limits).unwrap();
+        let ids: Vec<String> = (0..3)
+            .map(|i| s.record("/cht/patient", &format!("{{\"n\":{i}}}"), "x", None, None, None).unwrap())
+            .collect();
+        assert!(matches!(
+            s.record("/cht/patient", "{\"n\":3}", "x", None, None, None),
+            Err(StoreError::Full { count: 3, .. })
+        ));
+        // A redelivery of a stored document still updates its letter.
+        assert_eq!(s.record("/cht/patient", "{\"n\":0}", "again", None, None, None).unwrap(), ids[0]);
+        // A replayed letter gives up its place.
+        s.mark_replayed(&ids[1]).unwrap();
+        let fourth = s.record("/cht/patient", "{\"n\":3}", "x", None, None, None).unwrap();
+        assert!(s.get(&ids[1]).unwrap().is_none() && s.get(&fourth).unwrap().is_some());
+        // The byte cap counts payloads.
+        let big = format!("{{\"big\":\"{}\"}}", "x".repeat(990));
+        assert!(matches!(s.record("/cht/patient", &big, "x", None, None, None), Err(StoreError::Full { .. })));
+        assert_eq!(s.usage().unwrap().0, 3);
+    }
+
+    #[test]
+    fn replayed_letters_expire_after_the_retention_period() {
+        let file = path();
+        let s = DeadLetterStore::open_with(&file, Limits { retention: Duration::from_secs(3600), ..Limits::default() })
+            .unwrap();
+        let replayed = s.record("/cht/patient", "{\"a\":1}", "x", None, None, None).unwrap();
+        let pending = s.record("/cht/patient", "{\"a\":2}", "x", None, None, None).unwrap();
+        s.mark_replayed(&replayed).unwrap();
+        drop(s);
+        let s = DeadLetterStore::open_with(&file, Limits { retention: Duration::ZERO, ..Limits::default() }).unwrap();
+        assert!(s.get(&replayed).unwrap().is_none(), "replayed and past retention");
+        assert!(s.get(&pending).unwrap().is_some(), "pending letters never expire");
     }
 
     #[test]
@@ -230,7 +382,7 @@ mod tests {
     fn replayed_letters_leave_the_pending_list_but_stay_listed_with_all() {
         let s = store();
         let id = s.record("/cht/patient", "{}", "x", None, None, None).unwrap();
-        assert_eq!(s.get(&id[..6]).unwrap().unwrap().id, id, "short ids work");
+        assert_eq!(s.get(id.get(..6).unwrap()).unwrap().unwrap().id, id, "short ids work");
         s.mark_replayed(&id).unwrap();
         assert!(s.list(false).unwrap().is_empty());
         assert_eq!(s.list(true).unwrap()[0].status, "replayed");

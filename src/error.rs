@@ -5,7 +5,8 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::fhir::operation_outcome::OperationOutcome;
+use crate::fhir::operation_outcome::{Issue, OperationOutcome, Severity};
+use crate::fhir::validate::Violation;
 use crate::upstream::UpstreamError;
 
 /// FHIR JSON content type.
@@ -16,6 +17,10 @@ pub enum ApiError {
     /// 400: the request body is not what the endpoint accepts (`expression` names the element).
     #[error("{message}")]
     BadRequest { message: String, expression: Option<String> },
+    /// 400: the body is not valid FHIR R4 (or not what the mediator's profiles say): one issue
+    /// per problem, each naming its element.
+    #[error("the resource is not valid FHIR R4 ({} problem(s))", violations.len())]
+    Invalid { violations: Vec<Violation> },
     /// 401: the route credentials (`ROUTE_USERNAME`/`ROUTE_PASSWORD`) are missing or wrong.
     #[error("authentication required")]
     Unauthorized,
@@ -25,6 +30,9 @@ pub enum ApiError {
     /// 405: the endpoint exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 408: the request body did not arrive within `BODY_READ_TIMEOUT_MS`.
+    #[error("the request body did not arrive in time (BODY_READ_TIMEOUT_MS)")]
+    RequestTimeout,
     /// 413: body larger than `BODY_LIMIT_BYTES`.
     #[error("request body is larger than the configured limit (BODY_LIMIT_BYTES)")]
     PayloadTooLarge,
@@ -43,9 +51,14 @@ pub enum ApiError {
     /// 503: something needed is not available yet (e.g. a report's patient); deliver again later.
     #[error("{0}")]
     ServiceUnavailable(String),
-    /// 503 (unreachable) or 504 (timeout) or 502 (garbled answer): a transient upstream failure.
+    /// 503 (unreachable) or 504 (timeout) or 502 (garbled answer, or no access token from the
+    /// FHIR server's token endpoint): an upstream failure that a later delivery can get past.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// 507: the dead-letter store is at its cap (`DEAD_LETTER_MAX_*`): the document is refused
+    /// transiently, so its sender keeps it and delivers again once the admin has made room.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// 504: the mediator's own time budget (`REQUEST_TIMEOUT_MS`) ran out.
     #[error("the request did not complete within {0} ms")]
     Timeout(u128),
@@ -61,7 +74,9 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::BadRequest { .. } | Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -72,14 +87,23 @@ impl ApiError {
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(UpstreamError::Unreachable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(UpstreamError::Timeout { .. }) | Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::Upstream(UpstreamError::InvalidResponse { .. }) => StatusCode::BAD_GATEWAY,
+            Self::Upstream(UpstreamError::InvalidResponse { .. } | UpstreamError::Auth { .. }) => {
+                StatusCode::BAD_GATEWAY
+            }
+            Self::Upstream(UpstreamError::Request { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The `OperationOutcome` for this error.
     pub fn outcome(&self) -> OperationOutcome {
+        if let Self::Invalid { violations } = self {
+            return OperationOutcome::from_issues(violations.iter().map(violation_issue).collect());
+        }
         let (code, expression) = match self {
+            Self::Invalid { .. } => ("invalid", None),
+            Self::RequestTimeout => ("timeout", None),
+            Self::InsufficientStorage(_) => ("transient", None),
             Self::BadRequest { expression, .. } => ("invalid", expression.clone()),
             Self::Unprocessable { expression, .. } => ("processing", expression.clone()),
             Self::NotFound(_) => ("not-found", None),
@@ -87,6 +111,8 @@ impl ApiError {
             Self::MethodNotAllowed | Self::UnsupportedMediaType { .. } => ("not-supported", None),
             Self::PayloadTooLarge => ("too-long", None),
             Self::Timeout(_) | Self::Upstream(UpstreamError::Timeout { .. }) => ("timeout", None),
+            Self::Upstream(UpstreamError::Request { .. }) => ("exception", None),
+            Self::Upstream(UpstreamError::Auth { .. }) => ("security", None),
             Self::BadGateway { .. } | Self::Upstream(_) | Self::ServiceUnavailable(_) => ("transient", None),
             Self::Refused { .. } => ("exception", None),
             Self::Internal(_) => ("exception", None),
@@ -100,17 +126,28 @@ pub fn outcome_response(status: StatusCode, outcome: &OperationOutcome) -> Respo
     (status, [(header::CONTENT_TYPE, FHIR_JSON)], outcome.to_json()).into_response()
 }
 
+/// One issue per violation, naming its element.
+pub fn violation_issue(v: &Violation) -> Issue {
+    Issue { severity: Severity::Error, code: "invalid", diagnostics: v.to_string(), expression: vec![v.path.clone()] }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let outcome = self.outcome();
+        // Messages can quote what was sent (a name, a phone, a form answer): the log gets the
+        // status, the kind of problem and the element, never the message of a refusal.
+        let first = outcome.issue.first();
+        let (code, element) = (first.map_or("-", |i| i.code), first.and_then(|i| i.expression.first()));
+        let element = element.map_or("-", String::as_str);
         match &self {
             Self::Internal(detail) => tracing::error!(%detail, "internal error"),
             e if status.is_server_error() => {
                 tracing::warn!(error = %e, status = status.as_u16(), "upstream or time failure")
             }
-            e => tracing::info!(error = %e, status = status.as_u16(), "request refused"),
+            _ => tracing::info!(status = status.as_u16(), issue = code, element, "request refused"),
         }
-        outcome_response(status, &self.outcome())
+        outcome_response(status, &outcome)
     }
 }
 
@@ -135,6 +172,7 @@ mod tests {
             ),
             (ApiError::Upstream(UpstreamError::Timeout { target: "fhir" }), 504, "timeout"),
             (ApiError::BadGateway { target: "fhir", status: 500 }, 502, "transient"),
+            (ApiError::Upstream(UpstreamError::Auth { target: "fhir", reason: "401".into() }), 502, "security"),
             (ApiError::Timeout(8000), 504, "timeout"),
             (ApiError::Internal("secret detail".into()), 500, "exception"),
         ];

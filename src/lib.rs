@@ -5,6 +5,20 @@
 //! API error → `OperationOutcome`), [`openhim`] (mediator citizenship), [`upstream`] (recorded
 //! upstream calls), and the [`fhir`], [`cht`] and [`conversions`] sides.
 
+// No panics on input-derived data in the request path: a panic is a 500, and CHT and OpenHIM
+// retry a 500 for ever. These lints forbid the constructs that panic; the few justified
+// exceptions carry an `#[allow]` with the reason. `clippy.toml` lets unit tests use them.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+
 pub mod backfill;
 pub mod cht;
 pub mod cli;
@@ -14,6 +28,8 @@ pub mod error;
 pub mod fhir;
 pub mod http;
 pub mod inbound;
+pub mod json;
+pub mod limits;
 pub mod locks;
 pub mod metrics;
 pub mod openhim;
@@ -23,4 +39,5 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;

@@ -13,9 +13,26 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    pub method: String,
+    /// One of [`method_label`]'s fixed set.
+    pub method: &'static str,
     pub route: String,
     pub status: u16,
+}
+
+/// A request method as a metric label: the standard methods by name, anything else `other` —
+/// a client inventing methods must not add label sets (and memory) without end.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: &[(Method, &str)] = &[
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+    ];
+    KNOWN.iter().find(|(m, _)| m == method).map_or("other", |(_, label)| label)
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -61,6 +78,8 @@ pub struct Metrics {
     console_config_updates: Family<OutcomeLabels, Counter>,
     conversions: Family<ConversionLabels, Counter>,
     dead_letters_pending: Gauge<i64, AtomicI64>,
+    dead_letters_refused: Counter,
+    connections_refused: Counter,
     backfill_checkpoint: Gauge<i64, AtomicI64>,
 }
 
@@ -82,6 +101,8 @@ impl Metrics {
         let console_config_updates = Family::<OutcomeLabels, Counter>::default();
         let conversions = Family::<ConversionLabels, Counter>::default();
         let dead_letters_pending = Gauge::<i64, AtomicI64>::default();
+        let dead_letters_refused = Counter::default();
+        let connections_refused = Counter::default();
         let backfill_checkpoint = Gauge::<i64, AtomicI64>::default();
         registry.register("http_requests", "HTTP requests served, by route and status", http_requests.clone());
         registry.register("http_request_duration_seconds", "Time to answer an HTTP request", http_duration.clone());
@@ -105,6 +126,16 @@ impl Metrics {
         registry.register("conversions", "Documents and requests handled, by kind and outcome", conversions.clone());
         registry.register("dead_letters_pending", "Dead letters waiting for a replay", dead_letters_pending.clone());
         registry.register(
+            "dead_letters_refused",
+            "Unconvertible documents refused (507) because the dead-letter store was at its cap",
+            dead_letters_refused.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed when accepted because MAX_CONNECTIONS were open",
+            connections_refused.clone(),
+        );
+        registry.register(
             "backfill_checkpoint_seq",
             "CHT changes seq (its number) the last backfill run completed; -1 before any",
             backfill_checkpoint.clone(),
@@ -113,6 +144,8 @@ impl Metrics {
             registry,
             conversions,
             dead_letters_pending,
+            dead_letters_refused,
+            connections_refused,
             backfill_checkpoint,
             http_requests,
             http_duration,
@@ -154,6 +187,14 @@ impl Metrics {
         self.dead_letters_pending.set(pending);
     }
 
+    pub fn dead_letter_refused(&self) {
+        self.dead_letters_refused.inc();
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
     pub fn set_backfill_checkpoint(&self, seq: i64) {
         self.backfill_checkpoint.set(seq);
     }
@@ -175,7 +216,7 @@ mod tests {
     #[test]
     fn renders_counts_by_route_status_and_upstream_outcome() {
         let m = Metrics::new();
-        let labels = HttpLabels { method: "GET".into(), route: "/health/live".into(), status: 200 };
+        let labels = HttpLabels { method: "GET", route: "/health/live".into(), status: 200 };
         m.observe_http(labels.clone(), Duration::from_millis(2));
         m.observe_http(labels, Duration::from_millis(3));
         m.observe_upstream("fhir", "5xx", Duration::from_millis(40));
@@ -186,5 +227,12 @@ mod tests {
         );
         assert!(text.contains(r#"cht_fhir_mediator_upstream_requests_total{target="fhir",outcome="5xx"} 1"#), "{text}");
         assert!(text.contains("cht_fhir_mediator_upstream_request_duration_seconds_bucket"), "{text}");
+    }
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        let invented = axum::http::Method::from_bytes(b"XYZZY").unwrap();
+        assert_eq!(method_label(&invented), "other");
+        assert_eq!(method_label(&axum::http::Method::POST), "POST");
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::http::serve::{ConnectionLimits, serve};
 use crate::openhim::client::OpenhimClient;
 use crate::openhim::lifecycle::Lifecycle;
 use crate::openhim::registration::Registration;
@@ -31,7 +32,7 @@ impl Application {
         let settings = Arc::new(settings);
         let state = AppState::new(settings.clone(), &registration.urn)?;
         let lifecycle = if settings.openhim.register {
-            let http = build_client(settings.tls_ca_bundle.as_deref(), settings.openhim.timeout)?;
+            let http = build_client(&settings.tls.openhim_trust()?, settings.openhim.timeout)?;
             Some(Lifecycle {
                 client: OpenhimClient::new(&settings.openhim, http, state.metrics.clone()),
                 registration,
@@ -71,8 +72,15 @@ impl Application {
             version = env!("CARGO_PKG_VERSION"),
             "cht-fhir-mediator listening"
         );
+        let server = &self.state.settings.server;
+        let limits = ConnectionLimits {
+            max_connections: server.max_connections,
+            header_read_timeout: server.header_read_timeout,
+            idle_timeout: server.idle_timeout,
+        };
+        let metrics = self.state.metrics.clone();
         let app = routes::router(self.state);
-        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        let served = serve(self.listener, app, limits, metrics, shutdown).await;
         if let Some(task) = background {
             // Wait for the abort to land, so no heartbeat or re-registration outlives the server.
             task.abort();

@@ -10,8 +10,10 @@ use serde::Serialize;
 use crate::cht::client::ChtClient;
 use crate::deadletter::DeadLetterStore;
 use crate::fhir::client::FhirClient;
+use crate::fhir::store::FhirStore;
 use crate::metrics::Metrics;
 use crate::settings::{LiveConfig, Settings};
+use crate::tls::Trust;
 use crate::upstream::{Recorder, build_client};
 
 /// Connect timeout for every upstream; whole-call timeouts are per-upstream settings.
@@ -112,7 +114,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub started: Instant,
     pub urn: Arc<str>,
-    pub fhir: FhirClient,
+    /// The FHIR server, by intent (see [`crate::fhir::store`]).
+    pub fhir: FhirStore,
     pub cht: ChtClient,
     pub dead_letters: DeadLetterStore,
     /// Calls to requesters' Endpoints (follow-up callbacks).
@@ -125,11 +128,18 @@ impl AppState {
     /// Builds the clients (one TLS-verifying HTTP client per upstream) and the shared state.
     pub fn new(settings: Arc<Settings>, urn: &str) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new());
-        let ca = settings.tls_ca_bundle.as_deref();
-        let fhir = FhirClient::new(Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "fhir", metrics.clone()));
-        let cht = ChtClient::new(Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "cht", metrics.clone()));
-        let callback = Recorder::new(build_client(ca, CONNECT_TIMEOUT)?, "callback", metrics.clone());
-        let dead_letters = DeadLetterStore::open(&settings.dead_letter_db)?;
+        let tls = &settings.tls;
+        let trust = |pin, setting| Trust::load(tls.ca_bundle.as_deref(), pin, setting);
+        let fhir_http = build_client(&trust(tls.fhir_pin, "FHIR_TLS_PIN_SHA256")?, CONNECT_TIMEOUT)?;
+        let cht_http = build_client(&trust(tls.cht_pin, "CHT_TLS_PIN_SHA256")?, CONNECT_TIMEOUT)?;
+        // The token endpoint is another server: the bundle's CAs, not the FHIR server's pin.
+        let token_http = build_client(&trust(None, "")?, CONNECT_TIMEOUT)?;
+        let fhir_recorder = Recorder::new(fhir_http, "fhir", metrics.clone()).with_token_client(token_http);
+        let fhir = FhirStore::new(FhirClient::new(fhir_recorder));
+        let cht = ChtClient::new(Recorder::new(cht_http, "cht", metrics.clone()));
+        // Requesters' Endpoints are many and change: the bundle's CAs, no pin.
+        let callback = Recorder::new(build_client(&trust(None, "")?, CONNECT_TIMEOUT)?, "callback", metrics.clone());
+        let dead_letters = DeadLetterStore::open_with(&settings.dead_letter_db, settings.dead_letter_limits)?;
         let openhim = Arc::new(OpenhimStatusHandle::default());
         openhim.update(|s| s.enabled = settings.openhim.register);
         Ok(Self {

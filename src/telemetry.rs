@@ -8,6 +8,18 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::settings::LogFormat;
 
+/// Replaces the default panic hook, which prints the panic message to stderr as plain text
+/// (whatever `LOG_FORMAT` says) — and a message such as "byte index 10 is out of range of
+/// `1990-5-12`" quotes request data. The hook logs through `tracing` instead, in the configured
+/// format with the request's id, saying only where the panic happened. The request still gets
+/// its 500 `OperationOutcome` (catch-panic) and the process keeps serving.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(%location, "panic (its message is not logged: it may quote request data)");
+    }));
+}
+
 /// Installs the global subscriber writing to stdout (the service); a second call (tests) is a no-op.
 pub fn init(level: &str, format: LogFormat) {
     init_to(level, format, false);

@@ -1,27 +1,27 @@
 //! What every upstream HTTP call shares: the per-request [`CallContext`] (request id, OpenHIM
 //! transaction id, the orchestrations recorded so far), one TLS-verifying `reqwest::Client`
 //! builder with an optional CA bundle, and [`Recorder::send`], which forwards the transaction id,
-//! records the call as an orchestration and counts it in the metrics.
+//! records the call as an orchestration and counts it in the metrics. The upstream's credentials
+//! go on in [`Recorder::request`] (Basic, static bearer) and [`Recorder::send_authorized`]
+//! (OAuth2 tokens, see [`auth`]).
 
-use std::collections::BTreeMap;
-use std::path::Path;
+pub mod auth;
+mod record;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chrono::Utc;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 use crate::metrics::Metrics;
-use crate::openhim::envelope::{Orchestration, OrchestrationError, OrchestrationRequest, ResponseRecord, timestamp};
+use crate::openhim::envelope::{Orchestration, OrchestrationError};
+pub use record::RECORDED_BODY_LIMIT;
+use record::{record_request, record_response};
 
 /// Header OpenHIM uses for its transaction id; forwarded on every upstream call.
 pub const TRANSACTION_HEADER: &str = "x-openhim-transactionid";
-
-/// Headers never copied into orchestrations (OpenHIM stores them).
-const REDACTED_HEADERS: &[&str] =
-    &["authorization", "proxy-authorization", "cookie", "set-cookie", "auth-token", "auth-salt"];
 
 /// Per-request context handed to every client call.
 #[derive(Clone, Debug)]
@@ -51,15 +51,23 @@ impl CallContext {
     }
 }
 
-/// A transport-level upstream failure (no HTTP answer to act on).
-#[derive(Debug, thiserror::Error)]
+/// A transport-level upstream failure (no HTTP answer to act on). Owned here, where calls are
+/// made; the API error (`crate::error::ApiError`) maps it to a status.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
+    /// The request could not even be built (a path that does not join the base URL, a body that
+    /// does not serialise): a bug, nothing was sent.
+    #[error("the request to {target} could not be built: {reason}")]
+    Request { target: &'static str, reason: String },
     #[error("{target} did not answer in time")]
     Timeout { target: &'static str },
     #[error("{target} could not be reached: {reason}")]
     Unreachable { target: &'static str, reason: String },
     #[error("{target} answer could not be read: {reason}")]
     InvalidResponse { target: &'static str, reason: String },
+    /// No credentials to send: the token endpoint refused the client or answered no token.
+    #[error("{target} gave no access token: {reason}")]
+    Auth { target: &'static str, reason: String },
 }
 
 /// A complete upstream answer (any status).
@@ -77,22 +85,25 @@ impl UpstreamResponse {
     }
 }
 
-/// Builds the one HTTP client used for an upstream: TLS always verified, extra roots from `ca_bundle`.
-pub fn build_client(ca_bundle: Option<&Path>, connect_timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
+/// Builds the one HTTP client used for an upstream: TLS always verified, with `trust` (extra
+/// roots, pinned certificates; see [`crate::tls`]).
+pub fn build_client(trust: &crate::tls::Trust, connect_timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    build_client_seeing(trust, connect_timeout, None)
+}
+
+/// [`build_client`], recording in `seen` the certificate each server presents (for `check`).
+pub fn build_client_seeing(
+    trust: &crate::tls::Trust,
+    connect_timeout: Duration,
+    seen: Option<crate::tls::SeenCertificate>,
+) -> anyhow::Result<reqwest::Client> {
+    let client = reqwest::Client::builder()
         .user_agent(concat!("cht-fhir-mediator/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(30));
-    if let Some(path) = ca_bundle {
-        let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("TLS_CA_BUNDLE {}: {e}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| anyhow::anyhow!("TLS_CA_BUNDLE {}: not a PEM bundle: {e}", path.display()))?;
-        anyhow::ensure!(!certs.is_empty(), "TLS_CA_BUNDLE {}: no certificate in it", path.display());
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    Ok(builder.build()?)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .tls_backend_preconfigured(trust.client_config(seen)?)
+        .build()?;
+    Ok(client)
 }
 
 /// `base` joined with a relative `path`, keeping any path the base has (e.g. `/fhir/r4`).
@@ -110,15 +121,26 @@ pub struct Recorder {
     pub client: reqwest::Client,
     pub target: &'static str,
     metrics: Arc<Metrics>,
+    /// This upstream's OAuth2 token (shared by the clones: one cache per upstream client).
+    tokens: Arc<auth::TokenCache>,
 }
 
 impl Recorder {
     pub fn new(client: reqwest::Client, target: &'static str, metrics: Arc<Metrics>) -> Self {
-        Self { client, target, metrics }
+        let tokens = Arc::new(auth::TokenCache::new(client.clone()));
+        Self { client, target, metrics, tokens }
     }
 
-    /// A request to `path` under `upstream`'s base URL, with its timeout and its Basic
-    /// credentials (none when the username is empty). Errors only for a path that cannot join.
+    /// The same recorder, fetching its OAuth2 tokens with `client` (built without the
+    /// upstream's certificate pin: the token endpoint is another server).
+    pub fn with_token_client(mut self, client: reqwest::Client) -> Self {
+        self.tokens = Arc::new(auth::TokenCache::new(client));
+        self
+    }
+
+    /// A request to `path` under `upstream`'s base URL, with its timeout and its Basic or static
+    /// bearer credentials (OAuth2 tokens are added by [`Recorder::send_authorized`]). Errors only
+    /// for a path that cannot join.
     pub fn request(
         &self,
         upstream: &crate::settings::Upstream,
@@ -128,16 +150,20 @@ impl Recorder {
         use secrecy::ExposeSecret;
         let url = join_url(&upstream.url, path)?;
         let mut request = self.client.request(method, url).timeout(upstream.timeout);
-        if !upstream.username.is_empty() {
-            request = request.basic_auth(&upstream.username, upstream.password.as_ref().map(|p| p.expose_secret()));
+        match &upstream.auth {
+            crate::settings::UpstreamAuth::Basic { username, password } => {
+                request = request.basic_auth(username, password.as_ref().map(|p| p.expose_secret()));
+            }
+            crate::settings::UpstreamAuth::Bearer(token) => request = request.bearer_auth(token.expose_secret()),
+            crate::settings::UpstreamAuth::None | crate::settings::UpstreamAuth::OAuth2(_) => {}
         }
         Ok(request)
     }
 
     /// `method path` under `upstream` with `media_type` as Accept (and as Content-Type of `body`,
     /// sent as JSON), recorded as orchestration `name`. Any HTTP answer is returned; a path that
-    /// cannot join or a body that cannot serialise is an internal error, a transport failure an
-    /// upstream error.
+    /// cannot join or a body that cannot serialise is [`UpstreamError::Request`], a transport
+    /// failure one of the others.
     #[allow(clippy::too_many_arguments)] // each is one part of the call; a struct would only rename them
     pub async fn call(
         &self,
@@ -148,16 +174,35 @@ impl Recorder {
         path: &str,
         media_type: &str,
         body: Option<&serde_json::Value>,
-    ) -> Result<UpstreamResponse, crate::error::ApiError> {
-        use crate::error::ApiError;
-        let internal = |e: String| ApiError::Internal(format!("{} request: {e}", self.target));
-        let mut request = self.request(upstream, method, path).map_err(internal)?.header("accept", media_type);
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        self.call_with(ctx, upstream, name, method, path, media_type, body, &[]).await
+    }
+
+    /// [`Recorder::call`] with extra request `headers` (e.g. `If-Match`).
+    #[allow(clippy::too_many_arguments)] // as `call`, plus the headers
+    pub async fn call_with(
+        &self,
+        ctx: &CallContext,
+        upstream: &crate::settings::Upstream,
+        name: &str,
+        method: reqwest::Method,
+        path: &str,
+        media_type: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, String)],
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let target = self.target;
+        let unbuildable = |reason: String| UpstreamError::Request { target, reason };
+        let mut request = self.request(upstream, method, path).map_err(unbuildable)?.header("accept", media_type);
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
         if let Some(body) = body {
-            let text = serde_json::to_string(body).map_err(|e| internal(e.to_string()))?;
+            let text = serde_json::to_string(body).map_err(|e| unbuildable(e.to_string()))?;
             request = request.header("content-type", media_type).body(text);
         }
-        let request = request.build().map_err(|e| internal(e.to_string()))?;
-        Ok(self.send(ctx, name, request).await?)
+        let request = request.build().map_err(|e| unbuildable(error_chain(&e.without_url())))?;
+        self.send_authorized(ctx, upstream, name, request).await
     }
 
     /// Sends `request` (built with `self.client`), returning any HTTP answer; only transport
@@ -196,7 +241,10 @@ impl Recorder {
 
     async fn exchange(&self, request: reqwest::Request) -> Result<UpstreamResponse, UpstreamError> {
         let target = self.target;
+        // Without the URL: it can carry a search value (an identifier) and the server's address,
+        // and these messages reach the log and the answer's OperationOutcome.
         let classify = |e: reqwest::Error| {
+            let e = e.without_url();
             if e.is_timeout() {
                 UpstreamError::Timeout { target }
             } else if e.is_connect() {
@@ -214,7 +262,7 @@ impl Recorder {
 }
 
 /// reqwest's top-level message hides the cause (e.g. "error sending request"): keep the chain.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -237,65 +285,17 @@ fn status_class(status: StatusCode) -> &'static str {
 
 fn error_class(e: &UpstreamError) -> &'static str {
     match e {
+        UpstreamError::Request { .. } => "invalid_request",
         UpstreamError::Timeout { .. } => "timeout",
         UpstreamError::Unreachable { .. } => "unreachable",
         UpstreamError::InvalidResponse { .. } => "invalid_response",
-    }
-}
-
-fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
-    headers
-        .iter()
-        .filter(|(name, _)| !REDACTED_HEADERS.contains(&name.as_str()))
-        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-        .collect()
-}
-
-fn record_request(request: &reqwest::Request) -> OrchestrationRequest {
-    let url = request.url();
-    let body = request.body().and_then(|b| b.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned());
-    OrchestrationRequest {
-        method: request.method().as_str().to_owned(),
-        host: url.host_str().unwrap_or_default().to_owned(),
-        port: url.port_or_known_default().map(|p| p.to_string()).unwrap_or_default(),
-        path: url.path().to_owned(),
-        querystring: url.query().unwrap_or_default().to_owned(),
-        headers: header_map(request.headers()),
-        body: body.unwrap_or_default(),
-        timestamp: timestamp(Utc::now()),
-    }
-}
-
-fn record_response(response: &UpstreamResponse) -> ResponseRecord {
-    ResponseRecord {
-        status: response.status.as_u16(),
-        headers: header_map(&response.headers),
-        body: String::from_utf8_lossy(&response.body).into_owned(),
-        timestamp: timestamp(Utc::now()),
+        UpstreamError::Auth { .. } => "auth",
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn requests_are_recorded_without_credentials() {
-        let client = reqwest::Client::new();
-        let req = client
-            .put("https://fhir.example.org:8443/r4/Patient/p1?_format=json")
-            .basic_auth("user", Some("pw"))
-            .header("content-type", "application/fhir+json")
-            .body("{\"resourceType\":\"Patient\"}")
-            .build()
-            .unwrap();
-        let rec = record_request(&req);
-        assert_eq!((rec.method.as_str(), rec.host.as_str(), rec.port.as_str()), ("PUT", "fhir.example.org", "8443"));
-        assert_eq!((rec.path.as_str(), rec.querystring.as_str()), ("/r4/Patient/p1", "_format=json"));
-        assert_eq!(rec.body, "{\"resourceType\":\"Patient\"}");
-        assert!(!rec.headers.contains_key("authorization"));
-        assert_eq!(rec.headers["content-type"], "application/fhir+json");
-    }
 
     #[test]
     fn join_url_keeps_the_base_path() {

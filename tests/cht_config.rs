@@ -175,9 +175,35 @@ fn backfill_selects_exactly_what_the_outbound_pushes_would() {
     use cht_fhir_mediator::conversions::selection::{Selected, select};
     let settings = app_settings();
     let mappings = FormMappings::parse(DEFAULT_FORMS_JSON).unwrap();
+    let patients = cht_fhir_mediator::settings::Settings::without_registration(
+        cht_fhir_mediator::settings::Source::load_with_env(None, std::iter::empty()).unwrap(),
+    )
+    .unwrap()
+    .patients;
+    assert_eq!(
+        settings["outbound"]["cht_fhir_patients"]["relevant_to"],
+        patients.relevant_to(),
+        "the shipped relevant_to is the one the default lists make"
+    );
+    // Realistic contacts, hydrated as outbound sees them: persons made by CHT's forms carry no
+    // role; configurable hierarchies name their own contact types; CHWs and supervisors are
+    // persons too.
+    let household = json!({"_id": "hh", "type": "clinic", "parent": {"_id": "area", "type": "health_center"}});
+    let area = json!({"_id": "area", "type": "health_center", "parent": {"_id": "dh", "type": "district_hospital"}});
+    let c_household = json!({"_id": "hh2", "type": "contact", "contact_type": "c_household"});
+    let c_area = json!({"_id": "a2", "type": "contact", "contact_type": "c_chw_area"});
     let samples = json!([
         {"type": "person", "role": "patient"}, {"type": "person", "role": "chw"}, {"type": "person"},
+        {"type": "person", "parent": household}, {"type": "person", "parent": area},
+        {"type": "person", "role": "chw_supervisor", "parent": {"_id": "dh", "type": "district_hospital"}},
         {"type": "contact", "contact_type": "c_patient"}, {"type": "contact", "contact_type": "c_household"},
+        {"type": "contact", "contact_type": "household_member", "parent": c_household},
+        {"type": "contact", "contact_type": "patient", "parent": c_household},
+        {"type": "contact", "contact_type": "person", "parent": c_area},
+        {"type": "contact", "contact_type": "c_chw_area"},
+        {"type": "person", "parent": area, "fhir_identifiers": [{"system": "https://emr.example.org/mrn", "value": "9"}]},
+        {"type": "person", "parent": area, "fhir_identifiers": ""}, {"type": "person", "parent": area, "fhir_identifiers": 0},
+        {"type": "person", "parent": area, "fhir_identifiers": []},
         {"type": "clinic"}, {"type": "data_record", "form": "referral"}, {"type": "data_record", "form": "interop_follow_up"},
         {"type": "data_record", "form": "INTEROP_FOLLOW_UP"}, {"type": "data_record", "form": "unmapped"},
         {"type": "data_record", "form": "pregnancy_home_visit"}, {"type": "data_record"}
@@ -204,6 +230,6 @@ fn backfill_selects_exactly_what_the_outbound_pushes_would() {
         } else {
             None
         };
-        assert_eq!(select(doc, &mappings), expected, "{doc}");
+        assert_eq!(select(doc, &mappings, &patients), expected, "{doc}");
     }
 }

@@ -88,6 +88,23 @@ fn cht_config_fills_in_the_deployment() {
         assert_eq!(push["destination"]["auth"]["password_key"], "him_pw");
     }
     assert!(settings["forms"]["INTEROP_FOLLOW_UP"].is_object());
+    assert_eq!(settings["roles"]["interop"]["offline"], false, "the mediator's user is online");
+
+    // The deployment's own contact types and staff: the pushed selection follows them.
+    let custom = run(
+        &["cht-config"],
+        &[("CHT_PERSON_CONTACT_TYPES", "member"), ("CHT_STAFF_ROLES", "cha"), ("CHT_STAFF_PLACE_TYPES", "c_site")],
+    );
+    let relevant_to = stdout_json(&custom)["outbound"]["cht_fhir_patients"]["relevant_to"].clone();
+    let script = r#"
+        const vm = require('vm');
+        const docs = [{type: 'contact', contact_type: 'member'}, {type: 'contact', contact_type: 'household_member'},
+          {type: 'person', role: 'cha'}, {type: 'person', role: 'chw'}, {type: 'person', parent: {type: 'contact', contact_type: 'c_site'}}];
+        console.log(JSON.stringify(docs.map(doc => !!vm.runInNewContext(process.argv[1], {doc}))));
+    "#;
+    let out = Command::new("node").args(["-e", script, relevant_to.as_str().unwrap()]).output().expect("node runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[true,false,false,true,false]", "{relevant_to}");
+
     let xform = run(&["cht-config", "--part", "xform"], &[]);
     assert!(String::from_utf8_lossy(&xform.stdout).contains("<interop_follow_up id=\"interop_follow_up\""));
 }
@@ -117,12 +134,52 @@ async fn check_says_what_works_and_fails_when_something_does_not() {
         "{text}"
     );
     Mock::given(method("GET")).and(path("/medic")).respond_with(ResponseTemplate::new(200)).mount(&cht).await;
-    let cht2 = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
-        .mount(&cht2)
-        .await;
-    let (f, c) = (fhir.uri(), cht2.uri());
-    let out = tokio::task::spawn_blocking(move || run(&["check"], &[("FHIR_URL", &f), ("CHT_URL", &c)])).await.unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    // The CHT user: online, and holding what the mediator calls, as CHT decides it.
+    let user = |roles: serde_json::Value| {
+        let fhir = fhir.uri();
+        async move {
+            let cht = MockServer::start().await;
+            let session = serde_json::json!({"ok": true, "userCtx": {"name": "mediator", "roles": roles}});
+            Mock::given(method("GET"))
+                .and(path("/_session"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(session))
+                .mount(&cht)
+                .await;
+            let settings = serde_json::json!({"roles": {"interop": {"offline": false}},
+                "permissions": {"can_create_records": ["interop"], "can_edit": ["interop"], "can_create_people": ["interop"]}});
+            Mock::given(method("GET"))
+                .and(path("/api/v1/settings"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(settings))
+                .mount(&cht)
+                .await;
+            Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
+                .mount(&cht)
+                .await;
+            let c = cht.uri();
+            tokio::task::spawn_blocking(move || run(&["check"], &[("FHIR_URL", &fhir), ("CHT_URL", &c)])).await.unwrap()
+        }
+    };
+    let out = user(serde_json::json!(["interop", "mm-online"])).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("ok    cht     user \"mediator\" (roles interop, mm-online): online; holds every"), "{text}");
+    let out = user(serde_json::json!(["chw"])).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("OFFLINE") && text.contains("lacks can_create_records (for POST /api/v2/records)"), "{text}");
+}
+
+#[test]
+fn dead_letters_remove_deletes_letters_to_make_room() {
+    let db = std::env::temp_dir().join(format!("cli-remove-{}.sqlite3", uuid::Uuid::new_v4()));
+    let store = cht_fhir_mediator::deadletter::DeadLetterStore::open(&db).unwrap();
+    let keep = store.record("/cht/patient", r#"{"doc":{"_id":"a"}}"#, "x", None, Some("a"), None).unwrap();
+    let gone = store.record("/cht/patient", r#"{"doc":{"_id":"b"}}"#, "x", None, Some("b"), None).unwrap();
+    let db_env = [("DEAD_LETTER_DB", db.to_str().unwrap())];
+    let out = run(&["dead-letters", "remove", gone.get(..8).unwrap()], &db_env);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{gone}: removed"));
+    assert!(store.get(&gone).unwrap().is_none() && store.get(&keep).unwrap().is_some());
+    assert_eq!(run(&["dead-letters", "remove", "ffffffffffff"], &db_env).status.code(), Some(1));
 }

@@ -8,20 +8,10 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Stack, eventually, stack, unique};
+use common::{Killed, Stack, eventually, stack, unique};
 use serde_json::json;
 
 const DOC_SYSTEM: &str = "https://cht.example.org/fhir/identifier/document-id";
-
-/// Kills and reaps its process when dropped, also when an assertion fails half-way.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -33,6 +23,7 @@ fn start_mediator(stack: &Stack, fhir_url: &str, port: u16, db: &str) -> Child {
         .env("PORT", port.to_string())
         .env("OPENHIM_REGISTER", "false")
         .env("FHIR_URL", fhir_url)
+        .env("FHIR_WRITE_MODE", common::write_mode())
         .env("CHT_URL", &stack.cht_url)
         .env("CHT_USERNAME", &stack.couch_user)
         .env("CHT_PASSWORD", &stack.couch_password)
@@ -102,9 +93,13 @@ async fn a_mediator_killed_after_writing_and_restarted_completes_the_redelivery_
     live(port).await;
     let again = http.post(url(port, "/cht/encounter")).json(&visit).send().await.unwrap();
     assert_eq!(again.status(), 200);
-    assert_eq!(stack.fhir_count(&format!("Encounter?identifier={DOC_SYSTEM}|{report}")).await, 1, "one Encounter");
+    let encounters =
+        common::bundle_resources(&stack.fhir_read(&format!("Encounter?identifier={DOC_SYSTEM}|{report}")).await.1);
+    assert_eq!(encounters.len(), 1, "one Encounter");
+    // Its id is the report's in client-ids mode, the server's in conditional mode.
+    let encounter = encounters[0]["id"].as_str().unwrap();
     assert_eq!(
-        stack.fhir_count(&format!("Observation?encounter=Encounter/{report}")).await,
+        stack.fhir_count(&format!("Observation?encounter=Encounter/{encounter}")).await,
         3,
         "the report's 3 answers, once each"
     );

@@ -850,3 +850,54 @@ fn deployment_scripts_pass_bash_and_shellcheck() {
         _ => eprintln!("shellcheck is not installed: only `bash -n` checked docker/*.sh"),
     }
 }
+
+// ---------------------------------------------------------------- README
+
+/// An operator configures from the README: every setting the mediator reads has a row in its
+/// configuration table, and every console parameter is named in its console section.
+#[test]
+fn every_setting_and_console_parameter_is_in_the_readme() {
+    let readme = read("README.md");
+    let table_rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    let missing: Vec<String> = declared_settings()
+        .into_iter()
+        .filter(|key| {
+            !table_rows.iter().any(|row| row.split('|').nth(1).is_some_and(|c| c.contains(&format!("`{key}`"))))
+        })
+        .collect();
+    assert!(missing.is_empty(), "settings without a README row: {missing:?}");
+    let console =
+        readme.split("### Console configuration").nth(1).expect("a console section").split("\n## ").next().unwrap();
+    let registration = mediator_registration();
+    let params: Vec<&str> =
+        registration["configDefs"].as_array().unwrap().iter().filter_map(|d| d["param"].as_str()).collect();
+    let unnamed: Vec<&&str> = params.iter().filter(|p| !console.contains(&format!("`{p}`"))).collect();
+    assert!(unnamed.is_empty(), "console parameters the README does not name: {unnamed:?}");
+}
+
+#[test]
+fn the_compose_hapi_is_the_version_ci_tests_with_its_default_settings() {
+    // CI runs HAPI from scripts/stack/hapi/pom.xml; the compose file must deploy that version.
+    let pom = read("scripts/stack/hapi/pom.xml");
+    let version = pom
+        .split("<hapi.version>")
+        .nth(1)
+        .and_then(|rest| rest.split("</hapi.version>").next())
+        .expect("pom.xml sets hapi.version");
+    let compose = Compose::load();
+    let hapi = compose.service_with_image("hapiproject/hapi");
+    let tag = hapi.image().rsplit(':').next().unwrap_or_default().to_owned();
+    // The starter's images are tagged v<HAPI version>-<build>.
+    assert!(tag.starts_with(&format!("v{version}-")), "{} runs {tag}; CI tests HAPI {version}", hapi.name);
+    // The settings CI's `hapi` service runs with are the starter's defaults: the compose file
+    // must not change what the tests rely on (client ids, validation).
+    let environment = hapi.yaml["environment"].as_hash().map(|h| h.len()).unwrap_or_default();
+    for (key, _) in hapi.yaml["environment"].as_hash().into_iter().flatten() {
+        let key = key.as_str().unwrap_or_default();
+        assert!(
+            !key.contains("client_id_strategy") && !key.contains("validation") && !key.contains("allow_"),
+            "{key}: CI tests HAPI's defaults there (scripts/stack/services/hapi.sh)"
+        );
+    }
+    assert!(environment > 0);
+}

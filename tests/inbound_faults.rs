@@ -38,8 +38,12 @@ async fn accept_one_report(fhir: &MockServer) {
         .respond_with(answer(json!({"resourceType": "Bundle", "type": "searchset"})))
         .mount(fhir)
         .await;
-    let done = json!({"resourceType": "Bundle", "type": "transaction-response"});
-    Mock::given(method("POST")).and(path("/")).respond_with(answer(done)).expect(1).mount(fhir).await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .respond_with(common::fhir_mock::TransactionEcho)
+        .expect(1)
+        .mount(fhir)
+        .await;
 }
 
 fn inner(envelope: &Value) -> Value {
@@ -48,9 +52,12 @@ fn inner(envelope: &Value) -> Value {
 
 #[tokio::test]
 async fn fhir_server_errors_and_conflicts_are_transient_and_nothing_is_dead_lettered() {
-    for (status, expected) in [(500, 502), (503, 502), (412, 502), (409, 502), (429, 502)] {
+    // Server errors are answered at once (CHT or OpenHIM retries later); concurrency conflicts
+    // (409, 412) and rate limits (429) are first retried by the store, four attempts in all.
+    for (status, attempts) in [(500, 1), (503, 1), (412, 4), (409, 4), (429, 4)] {
+        let expected = 502;
         let fhir = MockServer::start().await;
-        Mock::given(method("PUT")).respond_with(ResponseTemplate::new(status)).expect(1).mount(&fhir).await;
+        Mock::given(method("PUT")).respond_with(ResponseTemplate::new(status)).expect(attempts).mount(&fhir).await;
         let app = spawn_app(&[("FHIR_URL", &fhir.uri())]).await;
         let (got, envelope) = post(&app, "/cht/patient", &person()).await;
         assert_eq!(got, expected, "FHIR {status}");
@@ -145,9 +152,9 @@ async fn a_report_whose_patient_neither_side_knows_yet_gets_503() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": "p-fault-1", "error": "not_found"}])))
         .mount(&cht)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/medic/_find"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"docs": []})))
+    Mock::given(method("GET"))
+        .and(path_regex("^/medic/_design/medic-client/_view/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"rows": []})))
         .mount(&cht)
         .await;
     let app = spawn_app(&[("FHIR_URL", &fhir.uri()), ("CHT_URL", &cht.uri())]).await;
@@ -158,9 +165,16 @@ async fn a_report_whose_patient_neither_side_knows_yet_gets_503() {
     );
     let names: Vec<&str> =
         envelope["orchestrations"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    // By id, then by its CHT document id and by short code as identifiers, then CHT.
     assert_eq!(
         names,
-        ["FHIR GET Patient/p-fault-1", "FHIR GET Patient", "CHT hydrate contact", "CHT find contact by patient_id"]
+        [
+            "FHIR GET Patient/p-fault-1",
+            "FHIR GET Patient",
+            "FHIR GET Patient",
+            "CHT hydrate contact",
+            "CHT find contact by patient_id"
+        ]
     );
 
     // CHT down: also transient.

@@ -359,31 +359,36 @@ fn every_environment_key_is_a_setting_of_settings_toml() {
     assert_no_problems("environment keys", problems);
 }
 
+/// Settings holding a credential: passwords, the FHIR bearer token, the OAuth2 client secret.
+fn is_secret(name: &str) -> bool {
+    name.ends_with("_PASSWORD") || name.ends_with("_SECRET") || name.ends_with("_TOKEN")
+}
+
 #[test]
 fn passwords_are_only_in_the_secret() {
     let m = manifests();
     let mut problems = Vec::new();
     for config_map in m.all("ConfigMap") {
         for (key, _) in key_values(&config_map.yaml) {
-            if key.ends_with("_PASSWORD") {
-                problems.push(format!("ConfigMap {} holds {key}: passwords belong in the Secret", config_map.name()));
+            if is_secret(&key) {
+                problems.push(format!("ConfigMap {} holds {key}: secrets belong in the Secret", config_map.name()));
             }
         }
     }
     let env = environment(&m);
-    let passwords: Vec<String> = setting_names().into_iter().filter(|k| k.ends_with("_PASSWORD")).collect();
+    let passwords: Vec<String> = setting_names().into_iter().filter(|k| is_secret(k)).collect();
     assert!(passwords.len() >= 3, "settings.toml declares the passwords: {passwords:?}");
     for name in &passwords {
         match env.get(name).map(|v| &v.origin) {
             Some(Origin::Secret(_)) => {}
             Some(other) => problems.push(format!("{name} comes from {other:?}, not from a Secret")),
             None => {
-                problems.push(format!("{name} is not provided by the Secret (the example should show every password)"))
+                problems.push(format!("{name} is not provided by the Secret (the example should show every secret)"))
             }
         }
     }
     for (name, var) in &env {
-        if name.ends_with("_PASSWORD") && !matches!(var.origin, Origin::Secret(_)) {
+        if is_secret(name) && !matches!(var.origin, Origin::Secret(_)) {
             problems.push(format!("{name} is set from {:?}", var.origin));
         }
     }

@@ -232,3 +232,43 @@ async fn registration_retries_with_backoff_while_openhim_fails() {
     .await;
     assert_eq!(received(&server, "/mediators").await.len(), 3);
 }
+
+#[tokio::test]
+async fn the_registrations_own_defaults_handed_back_are_not_a_console_config() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/mediators")).respond_with(ResponseTemplate::new(201)).mount(&server).await;
+    let app = spawn_registering(&server, &[("OPENHIM_HEARTBEAT_INTERVAL_MS", "100")]).await;
+    // What the mediator registered with as its `config`: the core returns exactly that at the
+    // first heartbeats (OpenHIM 8.5 does), before any edit.
+    let registration = common::eventually(Duration::from_secs(5), "the registration", || async {
+        let posted = received(&server, "/mediators").await;
+        posted.first().map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap())
+    })
+    .await;
+    let defaults = registration["config"].clone();
+    let heartbeats = Mock::given(method("POST"))
+        .and(path(HEARTBEAT))
+        .respond_with(ResponseTemplate::new(200).set_body_json(defaults.clone()))
+        .mount_as_scoped(&server)
+        .await;
+    common::eventually(Duration::from_secs(5), "heartbeats answered with the defaults", || async {
+        (received(&server, HEARTBEAT).await.len() >= 3).then_some(())
+    })
+    .await;
+    let status = app.state.live.status();
+    assert_eq!((status.origin, status.revision), (cht_fhir_mediator::state::ConfigOrigin::Settings, 0));
+    drop(heartbeats);
+    // An edit that differs is a console config.
+    let mut edited = defaults.clone();
+    edited["chtTimeoutMs"] = json!(2500);
+    let _edited = Mock::given(method("POST"))
+        .and(path(HEARTBEAT))
+        .respond_with(ResponseTemplate::new(200).set_body_json(edited))
+        .mount_as_scoped(&server)
+        .await;
+    common::eventually(Duration::from_secs(5), "the edit applied", || async {
+        (app.state.live.status().origin == cht_fhir_mediator::state::ConfigOrigin::Console).then_some(())
+    })
+    .await;
+    assert_eq!(app.state.live.status().revision, 1);
+}

@@ -5,12 +5,17 @@
 
 mod common;
 
-use common::{Stack, TestApp, spawn_app, spawn_on_stack, stack, unique};
+use common::{Stack, TestApp, spawn_on_stack, stack, unique};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const DOC_SYSTEM: &str = "https://cht.example.org/fhir/identifier/document-id";
+
+/// The tests that load the FHIR server with concurrent transactions, and the one that tells a
+/// CHT timeout from a FHIR one, run alone: on a 2-core machine ten transactions at once on HFS's
+/// SQLite took the crash test's own FHIR write past its 5 s timeout.
+static LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 fn service_request(patient: &str, order: &str) -> Value {
     json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
@@ -28,19 +33,13 @@ async fn new_patient(stack: &Stack, app: &TestApp) -> String {
 }
 
 async fn records_for(stack: &Stack, task_id: &str) -> Vec<Value> {
-    let r = reqwest::Client::new()
-        .post(format!("{}/medic/_find", stack.cht_url))
-        .basic_auth(&stack.couch_user, Some(&stack.couch_password))
-        .json(&json!({"selector": {"form": "INTEROP_FOLLOW_UP", "fields.task_id": task_id}}))
-        .send()
-        .await
-        .unwrap();
-    r.json::<Value>().await.unwrap()["docs"].as_array().cloned().unwrap_or_default()
+    stack.cht_records("INTEROP_FOLLOW_UP", "task_id", task_id).await
 }
 
 #[tokio::test]
 async fn ten_concurrent_copies_make_one_service_request_one_task_and_one_cht_record() {
     let Some(stack) = stack() else { return };
+    let _load = LOAD.write().await;
     let app = spawn_on_stack(&stack).await;
     let (patient, order) = (new_patient(&stack, &app).await, unique("ORD"));
     // Released together, so the copies really overlap.
@@ -63,10 +62,11 @@ async fn ten_concurrent_copies_make_one_service_request_one_task_and_one_cht_rec
     assert_eq!(
         answers.iter().filter(|(s, _)| *s == 201).count(),
         1,
-        "one copy did the work: {:?}",
-        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+        "one copy did the work: {:?} (the first said {})",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>(),
+        answers[0].1
     );
-    assert!(answers.iter().all(|(s, t)| (*s == 200 || *s == 201) && t["status"] == "received"));
+    assert!(answers.iter().all(|(s, t)| (*s == 200 || *s == 201) && t["status"] == "received"), "{answers:?}");
     let task_id = answers[0].1["id"].as_str().unwrap().to_owned();
     assert!(answers.iter().all(|(_, t)| t["id"] == task_id.as_str()));
     assert_eq!(records_for(&stack, &task_id).await.len(), 1, "ONE CHT record");
@@ -80,44 +80,67 @@ async fn ten_concurrent_copies_make_one_service_request_one_task_and_one_cht_rec
 #[tokio::test]
 async fn a_retry_after_a_crash_between_the_cht_record_and_the_task_update_makes_no_second_record() {
     let Some(stack) = stack() else { return };
+    let _load = LOAD.write().await;
     let app = spawn_on_stack(&stack).await;
     let (patient, order) = (new_patient(&stack, &app).await, unique("ORD"));
     let request = service_request(&patient, &order);
-    // What a crash leaves: the Task `requested` in FHIR, the record already in CHT.
+    // What a crash leaves: the record made in CHT, its answer lost (held by a proxy for 30 s; the
+    // mediator gives up after 5 — its CHT calls that are not held have that long even on a loaded
+    // machine), the Task still `requested` in FHIR.
+    let proxy_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let _proxy = common::Killed(
+        std::process::Command::new("node")
+            .args(["tests/support/slow-proxy.mjs", &stack.cht_url, &proxy_port.to_string(), "30000", "/api/v2/records"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    common::eventually(std::time::Duration::from_secs(10), "the proxy to listen", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", proxy_port)).await.ok().map(drop)
+    })
+    .await;
+    let cht_via_proxy = format!("http://127.0.0.1:{proxy_port}");
+    let crashing =
+        common::spawn_on_stack_with(&stack, &[("CHT_URL", &cht_via_proxy), ("CHT_TIMEOUT_MS", "5000")]).await;
+    let r = crashing.http.post(crashing.url("/fhir/ServiceRequest")).json(&request).send().await.unwrap();
+    let status = r.status();
+    assert_eq!(status, 504, "the mediator gave up on CHT's answer: {}", r.text().await.unwrap_or_default());
+    // The record names the Task by its FHIR id (the server's, with conditional writes).
     let parsed = cht_fhir_mediator::conversions::follow_up::parse_request(&request).unwrap();
-    let task = cht_fhir_mediator::conversions::follow_up::new_task(&parsed, &patient, "2026-11-21T00:00:00Z");
-    let put = reqwest::Client::new()
-        .put(format!("{}/Task/{}", stack.fhir_url, parsed.task_id))
-        .json(&task)
-        .send()
-        .await
-        .unwrap();
-    assert!(put.status().is_success());
-    let created = reqwest::Client::new()
-        .post(format!("{}/api/v2/records", stack.cht_url))
-        .basic_auth(&stack.couch_user, Some(&stack.couch_password))
-        .header("accept", "application/json")
-        .json(&json!({"_meta": {"form": "INTEROP_FOLLOW_UP"}, "patient_uuid": patient, "task_id": parsed.task_id}))
-        .send()
-        .await
-        .unwrap();
-    let created: Value = created.json().await.unwrap();
-    assert_eq!(created["success"], true, "{created}");
+    let key = cht_fhir_mediator::fhir::store::KEY_SYSTEM;
+    let tasks =
+        common::bundle_resources(&stack.fhir_read(&format!("Task?identifier={key}|{}", parsed.task_id)).await.1);
+    assert_eq!(tasks.len(), 1, "the Task was written before CHT was called");
+    assert_eq!(tasks[0]["status"], "requested");
+    let task_id = tasks[0]["id"].as_str().unwrap().to_owned();
+    let made = common::eventually(std::time::Duration::from_secs(10), "the record made in CHT", || async {
+        let made = records_for(&stack, &task_id).await;
+        (!made.is_empty()).then_some(made)
+    })
+    .await;
+    assert_eq!(made.len(), 1, "the record was made although its answer was lost");
 
+    // The requester sends again.
     let r = app.http.post(app.url("/fhir/ServiceRequest")).json(&request).send().await.unwrap();
-    assert_eq!(r.status(), 201);
+    assert!(r.status() == 200 || r.status() == 201, "{}", r.status());
     let task: Value = r.json().await.unwrap();
-    let records = records_for(&stack, &parsed.task_id).await;
+    assert_eq!(task["status"], "received");
+    assert_eq!(task["id"], task_id.as_str());
+    let records = records_for(&stack, &task_id).await;
     assert_eq!(records.len(), 1, "the retry found the record instead of making another");
     assert_eq!(
         task["identifier"].as_array().unwrap().iter().find(|i| i["system"] == DOC_SYSTEM).unwrap()["value"],
-        created["id"]
+        made[0]["_id"]
     );
 }
 
 #[tokio::test]
 async fn a_request_for_a_patient_fhir_does_not_have_gets_422_naming_the_subject() {
     let Some(stack) = stack() else { return };
+    let _load = LOAD.read().await;
     let app = spawn_on_stack(&stack).await;
     let r = app
         .http
@@ -136,6 +159,7 @@ async fn a_request_for_a_patient_fhir_does_not_have_gets_422_naming_the_subject(
 #[tokio::test]
 async fn records_api_answers_without_success_are_failures_and_the_task_stays_requested() {
     let Some(stack) = stack() else { return };
+    let _load = LOAD.read().await;
     for (answer, label) in [
         (
             ResponseTemplate::new(200).set_body_json(json!({"success": false, "errors": ["patient_uuid is required"]})),
@@ -150,39 +174,35 @@ async fn records_api_answers_without_success_are_failures_and_the_task_stays_req
         (ResponseTemplate::new(503), "CHT overloaded"),
     ] {
         let cht = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/medic/_find"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"docs": []})))
+        Mock::given(method("GET"))
+            .and(path_regex("^/medic/_design/medic-client/_view/"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"rows": []})))
             .mount(&cht)
             .await;
         Mock::given(method("POST")).and(path("/api/v2/records")).respond_with(answer).mount(&cht).await;
         let real = spawn_on_stack(&stack).await;
         let patient = new_patient(&stack, &real).await;
-        let app = spawn_app(&[("FHIR_URL", &stack.fhir_url), ("CHT_URL", &cht.uri())]).await;
+        let app = common::spawn_on_stack_with(&stack, &[("CHT_URL", &cht.uri())]).await;
         let request = service_request(&patient, &unique("ORD"));
         let r = app.http.post(app.url("/fhir/ServiceRequest")).json(&request).send().await.unwrap();
         assert_eq!(r.status(), 502, "{label}");
         let task_id = cht_fhir_mediator::conversions::follow_up::parse_request(&request).unwrap().task_id;
-        let task: Value =
-            reqwest::get(format!("{}/Task/{task_id}", stack.fhir_url)).await.unwrap().json().await.unwrap();
-        assert_eq!(task["status"], "requested", "{label}: left for a retry to complete");
+        // By its key, not its id: with server-assigned ids (conditional mode) they differ.
+        let key = cht_fhir_mediator::fhir::store::KEY_SYSTEM;
+        let tasks = common::bundle_resources(&stack.fhir_read(&format!("Task?identifier={key}|{task_id}")).await.1);
+        assert_eq!(tasks.len(), 1, "{label}: one Task");
+        assert_eq!(tasks[0]["status"], "requested", "{label}: left for a retry to complete");
     }
 }
 
 async fn record(stack: &Stack, form: &str, external_id: &str) -> Vec<Value> {
-    let r = reqwest::Client::new()
-        .post(format!("{}/medic/_find", stack.cht_url))
-        .basic_auth(&stack.couch_user, Some(&stack.couch_password))
-        .json(&json!({"selector": {"form": form, "fields.external_id": external_id}}))
-        .send()
-        .await
-        .unwrap();
-    r.json::<Value>().await.unwrap()["docs"].as_array().cloned().unwrap_or_default()
+    stack.cht_records(form, "external_id", external_id).await
 }
 
 #[tokio::test]
 async fn a_patient_from_another_system_becomes_one_cht_record_from_json_or_xml() {
     let Some(stack) = stack() else { return };
+    let _load = LOAD.read().await;
     let app = spawn_on_stack(&stack).await;
     let id = unique("emr-pat");
     let xml = format!(
@@ -225,6 +245,7 @@ async fn a_patient_from_another_system_becomes_one_cht_record_from_json_or_xml()
 #[tokio::test]
 async fn an_encounter_bundle_becomes_one_cht_record_with_fields_named_by_the_observation_codes() {
     let Some(stack) = stack() else { return };
+    let _load = LOAD.read().await;
     let app = spawn_on_stack(&stack).await;
     let patient = new_patient(&stack, &app).await;
     let encounter = unique("enc");
@@ -240,7 +261,8 @@ async fn an_encounter_bundle_becomes_one_cht_record_with_fields_named_by_the_obs
          "request": {"method": "POST", "url": "Observation"}}]});
     for (path, expected) in [("/fhir/", 201), ("/fhir", 200)] {
         let r = app.http.post(app.url(path)).json(&bundle).send().await.unwrap();
-        assert_eq!(r.status(), expected, "{path}");
+        let status = r.status().as_u16();
+        assert_eq!(status, expected, "{path}: {}", r.text().await.unwrap_or_default());
     }
     let records = record(&stack, "INTEROP_OBSERVATION", &encounter).await;
     assert_eq!(records.len(), 1);
@@ -253,4 +275,139 @@ async fn an_encounter_bundle_becomes_one_cht_record_with_fields_named_by_the_obs
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}, "subject": {"reference": "Patient/nobody-here"}});
     let r = app.http.post(app.url("/fhir/Encounter")).json(&orphan).send().await.unwrap();
     assert_eq!(r.status(), 422);
+}
+
+/// CHT's records API answers `success: true` even when it stores the record with field errors
+/// (`sys.incorrect_type`, `sys.missing_fields`): such a record is no follow-up a CHW can act on.
+/// The mediator removes it and answers 502 naming the field, the Task stays `requested`; once
+/// the app builder fixes the form, a redelivery makes exactly one good record.
+#[tokio::test]
+async fn a_record_cht_stores_with_field_errors_is_a_failure_naming_the_field() {
+    let Some(stack) = stack() else { return };
+    let _load = LOAD.read().await;
+    let form = format!("INTEROP_FOLLOW_UP_T{}", &unique("f")[2..10]).to_uppercase().replace('-', "_");
+    let settings = |task_id_type: &'static str| {
+        let stack = stack.clone();
+        let form = form.clone();
+        async move {
+            let http = reqwest::Client::new();
+            let url = format!("{}/api/v1/settings", stack.cht_url);
+            let auth = (&stack.couch_user, Some(&stack.couch_password));
+            let current: Value = http.get(&url).basic_auth(auth.0, auth.1).send().await.unwrap().json().await.unwrap();
+            let mut forms = current["forms"].clone();
+            let mut ours = forms["INTEROP_FOLLOW_UP"].clone();
+            ours["meta"]["code"] = json!(form);
+            ours["fields"]["task_id"]["type"] = json!(task_id_type);
+            forms[&form] = ours;
+            let r = http
+                .put(format!("{url}?replace=true"))
+                .basic_auth(auth.0, auth.1)
+                .json(&json!({"forms": forms}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+    };
+    settings("integer").await;
+    let app = common::spawn_on_stack_with(&stack, &[("CHT_FOLLOW_UP_FORM", &form)]).await;
+    let patient = new_patient(&stack, &app).await;
+    let request = service_request(&patient, &unique("ORD"));
+    let r = app.http.post(app.url("/fhir/ServiceRequest")).json(&request).send().await.unwrap();
+    let (status, outcome) = (r.status().as_u16(), r.json::<Value>().await.unwrap());
+    assert_eq!(status, 502, "{outcome}");
+    let said = outcome["issue"][0]["diagnostics"].as_str().unwrap_or_default();
+    assert!(said.contains("task_id") && said.contains("sys.incorrect_type"), "{outcome}");
+    let records = stack.cht_records(&form, "patient_uuid", &patient).await;
+    assert!(records.is_empty(), "the broken record was removed: {records:?}");
+
+    settings("string").await;
+    let r = app.http.post(app.url("/fhir/ServiceRequest")).json(&request).send().await.unwrap();
+    let task: Value = r.json().await.unwrap();
+    assert_eq!(task["status"], "received", "{task}");
+    let records = stack.cht_records(&form, "patient_uuid", &patient).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["errors"], json!([]));
+}
+
+/// Ten follow-ups at once for a patient the EMR registered (CHT has no contact yet), through two
+/// replicas that share no lock: one CHT contact, linked once on the Patient, ten records about it.
+#[tokio::test]
+async fn concurrent_follow_ups_for_an_emr_patient_make_one_cht_contact() {
+    let Some(stack) = stack() else { return };
+    let _load = LOAD.write().await;
+    let http = reqwest::Client::new();
+    let area = unique("area");
+    let r = http
+        .put(format!("{}/medic/{area}", stack.cht_url))
+        .basic_auth(&stack.couch_user, Some(&stack.couch_password))
+        .json(&json!({"type": "health_center", "name": "CHW area"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let mut mapping: Value =
+        serde_json::from_str(&std::fs::read_to_string("mediator-config/outbound.json").unwrap()).unwrap();
+    mapping["default_place_id"] = json!(area);
+    let file = std::env::temp_dir().join(format!("{area}.json"));
+    std::fs::write(&file, mapping.to_string()).unwrap();
+    // Ten transactions and a Patient update at once on HFS's SQLite on a busy 2-core machine can
+    // take more than the default 5 s; a timeout is honest (504, delivered again) but not this test.
+    let env = [
+        ("OUTBOUND_MAPPINGS_FILE", file.to_str().unwrap()),
+        ("FHIR_TIMEOUT_MS", "20000"),
+        ("REQUEST_TIMEOUT_MS", "30000"),
+    ];
+    let replicas = [common::spawn_on_stack_with(&stack, &env).await, common::spawn_on_stack_with(&stack, &env).await];
+
+    let phone = format!("+2547{}", &uuid::Uuid::new_v4().as_u128().to_string()[..8]);
+    let r = http
+        .post(format!("{}/Patient", stack.fhir_url))
+        .header("content-type", "application/fhir+json")
+        .json(&json!({"resourceType": "Patient", "name": [{"given": ["Auma"], "family": "Odhiambo"}],
+            "identifier": [{"system": "https://emr.example.org/mrn", "value": unique("mrn")}],
+            "telecom": [{"system": "phone", "value": phone}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let fhir_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(10));
+    let copies: Vec<_> = (0..10)
+        .map(|i| {
+            let app = &replicas[i % 2];
+            let (http, url, barrier) = (app.http.clone(), app.url("/fhir/ServiceRequest"), barrier.clone());
+            let body = service_request(&fhir_id, &unique("ORD"));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let r = http.post(url).json(&body).send().await.unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for copy in copies {
+        answers.push(copy.await.unwrap());
+    }
+    assert!(answers.iter().all(|(s, t)| *s == 201 && t["status"] == "received"), "{answers:?}");
+
+    let (_, patient) = stack.fhir_read(&format!("Patient/{fhir_id}")).await;
+    let links: Vec<&Value> =
+        patient["identifier"].as_array().unwrap().iter().filter(|i| i["system"] == DOC_SYSTEM).collect();
+    assert_eq!(links.len(), 1, "linked once: {patient}");
+    let contact = links[0]["value"].as_str().unwrap();
+    let by_phone: Value = http
+        .get(format!("{}/api/v1/contacts-by-phone?phone={}", stack.cht_url, phone.replace('+', "%2B")))
+        .basic_auth(&stack.couch_user, Some(&stack.couch_password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let docs = by_phone["docs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(docs.len(), 1, "one CHT contact: {by_phone}");
+    assert_eq!((docs[0]["_id"].as_str(), docs[0]["parent"]["_id"].as_str()), (Some(contact), Some(area.as_str())));
+    let records = stack.cht_records("INTEROP_FOLLOW_UP", "patient_uuid", contact).await;
+    assert_eq!(records.len(), 10, "ten follow-ups, all about the contact");
 }

@@ -37,7 +37,7 @@ const entry = pathToFileURL(path.resolve(smartmongoDir, 'dist_ts/congodb/index.j
 const { CongoServer, CommandRouter } = await import(entry);
 
 // Two aliases make CongoDB accept what openhim-core 4.0.5 sends (it was written
-// for MongoDB <= 3.4):
+// for MongoDB <= 3.4), and a third fix makes it refuse what MongoDB refuses:
 //
 // 1. The MongoDB 2.x driver it bundles sends the command `findandmodify` (all
 //    lower case). CongoDB only registers `findAndModify`, and its UpdateHandler
@@ -67,12 +67,50 @@ function rewriteUpdateStatements(statements) {
   return Array.isArray(statements) ? statements.map((s) => (s && s.u ? { ...s, u: rewritePushAll(s.u) } : s)) : statements;
 }
 
+// 3. CongoDB records unique indexes but its insert never checks them: two
+//    channels with one name were stored side by side, where MongoDB refuses the
+//    second with E11000 (OpenHIM's channels have a unique index on `name`, and
+//    a soft-deleted channel keeps its name — the mediator must cope with that,
+//    so the stand-in must refuse as MongoDB does). Inserts are checked here
+//    against the collection's unique indexes (other than `_id`, which CongoDB
+//    enforces) and refused with MongoDB's error and code.
+
+function keyOf(doc, key) {
+  return JSON.stringify(Object.keys(key).map((path) => path.split('.').reduce((v, k) => (v == null ? v : v[k]), doc) ?? null));
+}
+
+async function duplicateKeyError(storage, database, collection, documents) {
+  const unique = (await storage.getIndexes(database, collection)).filter((i) => i.unique && i.name !== '_id_');
+  if (!unique.length) return null;
+  const existing = await storage.findAll(database, collection);
+  for (const index of unique) {
+    const seen = new Set(existing.map((d) => keyOf(d, index.key)));
+    for (const doc of documents) {
+      const k = keyOf(doc, index.key);
+      if (seen.has(k)) {
+        const shown = Object.keys(index.key).map((p, i) => `${p}: ${JSON.stringify(JSON.parse(k)[i])}`).join(', ');
+        return `E11000 duplicate key error collection: ${database}.${collection} index: ${index.name} dup key: { ${shown} }`;
+      }
+      seen.add(k);
+    }
+  }
+  return null;
+}
+
 const originalRoute = CommandRouter.prototype.route;
 CommandRouter.prototype.route = async function routeWithAliases(parsed) {
   try {
     parsed = applyAliases(parsed);
   } catch (err) {
     return { ok: 0, errmsg: err.message, code: 2, codeName: 'BadValue' };
+  }
+  if (parsed && parsed.commandName === 'insert' && typeof parsed.command?.insert === 'string') {
+    const seqs = parsed.documentSequences;
+    const documents = (seqs && seqs.has('documents') ? seqs.get('documents') : parsed.command.documents) || [];
+    const duplicate = await duplicateKeyError(this.storage, parsed.database, parsed.command.insert, documents);
+    if (duplicate) {
+      return { ok: 1, n: 0, writeErrors: [{ index: 0, code: 11000, errmsg: duplicate }] };
+    }
   }
   return originalRoute.call(this, parsed);
 };

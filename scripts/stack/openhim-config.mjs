@@ -33,11 +33,16 @@ const { values: a } = parseArgs({
     'mongo-port': { type: 'string' },
     'cert-path': { type: 'string' },
     'key-path': { type: 'string' },
+    // The core's own bundled "OpenHIM Default Certificate" (self-signed, CA:TRUE, no SAN), as an
+    // install that was given no certificate serves it: no certificateManagement settings at all.
+    'default-cert': { type: 'boolean', default: false },
     'bind-address': { type: 'string', default: '127.0.0.1' },
   },
 });
 
-for (const k of ['core-dir', 'api-port', 'router-http-port', 'router-https-port', 'db', 'mongo-port', 'cert-path', 'key-path']) {
+const required = ['core-dir', 'api-port', 'router-http-port', 'router-https-port', 'db', 'mongo-port'];
+if (!a['default-cert']) required.push('cert-path', 'key-path');
+for (const k of required) {
   if (a[k] === undefined || a[k] === '') die(`--${k} is required`);
 }
 
@@ -106,12 +111,14 @@ const overrides = {
   'auditing.auditEvents.host': '127.0.0.1',
   'auditing.auditEvents.port': derived.auditTls,
   'application.name': `cht-fhir-mediator local stack (${a.db})`,
+};
+if (!a['default-cert']) {
   // The core loads this cert/key into its keystore at every start (server.js
   // ensureKeystore) and serves it on the API and the HTTPS router.
-  'certificateManagement.watchFSForCert': true,
-  'certificateManagement.certPath': path.resolve(a['cert-path']),
-  'certificateManagement.keyPath': path.resolve(a['key-path']),
-};
+  overrides['certificateManagement.watchFSForCert'] = true;
+  overrides['certificateManagement.certPath'] = path.resolve(a['cert-path']);
+  overrides['certificateManagement.keyPath'] = path.resolve(a['key-path']);
+}
 
 const defaultsFile = path.join(a['core-dir'], 'config', 'default.json');
 let config;

@@ -1,4 +1,4 @@
-//! `cht-fhir-mediator dead-letters list|show|replay`: what could not be converted, and sending it
+//! `cht-fhir-mediator dead-letters list|show|replay|remove`: what could not be converted, and sending it
 //! through the same pipeline again once the mapping or the document is fixed.
 
 use std::process::ExitCode;
@@ -11,6 +11,7 @@ use crate::settings::Settings;
 use crate::upstream::CallContext;
 
 use super::{FAILED, fail};
+use crate::json::JsonExt;
 use crate::state::AppState;
 
 #[derive(Debug, Subcommand)]
@@ -25,6 +26,13 @@ pub enum DeadLetters {
     },
     /// Show one dead letter with its payload (id or a unique prefix).
     Show { id: String },
+    /// Delete dead letters (e.g. documents fixed and re-sent from CHT instead): makes room when the
+    /// store is at its cap (`DEAD_LETTER_MAX_*`).
+    Remove {
+        /// Ids (or unique prefixes) to delete.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
     /// Send dead letters through the pipeline again; those that now succeed are marked replayed.
     Replay {
         /// Ids (or unique prefixes) to replay.
@@ -55,7 +63,7 @@ pub async fn run(settings: Settings, command: DeadLetters) -> ExitCode {
                 );
                 for l in &letters {
                     let (doc, element) = (l.document_id.as_deref().unwrap_or("-"), l.element.as_deref().unwrap_or("-"));
-                    let short = &l.id[..12.min(l.id.len())];
+                    let short = l.id.get(..12).unwrap_or(&l.id);
                     println!(
                         "{short:<12}  {:<8}  {:>8}  {:<24}  {:<15}  {doc:<38}  {element}",
                         l.status, l.attempts, l.last_seen, l.endpoint
@@ -66,11 +74,27 @@ pub async fn run(settings: Settings, command: DeadLetters) -> ExitCode {
             }
             Err(e) => fail(FAILED, &e.to_string()),
         },
+        DeadLetters::Remove { ids } => {
+            for id in &ids {
+                let removed = store.get(id).and_then(|found| match found {
+                    Some(letter) => store.remove(&letter.id).map(|_| Some(letter.id)),
+                    None => Ok(None),
+                });
+                match removed {
+                    Ok(Some(full)) => println!("{full}: removed"),
+                    Ok(None) => return fail(FAILED, &format!("no dead letter {id} (or the prefix is ambiguous)")),
+                    Err(e) => return fail(FAILED, &e.to_string()),
+                }
+            }
+            ExitCode::SUCCESS
+        }
         DeadLetters::Show { id } => match store.get(&id) {
             Ok(Some(letter)) => {
                 let mut shown = serde_json::to_value(without_payload(&letter)).unwrap_or_default();
-                shown["payload"] =
-                    serde_json::from_str(&letter.payload).unwrap_or(serde_json::Value::String(letter.payload));
+                shown.set(
+                    "payload",
+                    serde_json::from_str(&letter.payload).unwrap_or(serde_json::Value::String(letter.payload)),
+                );
                 println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
                 ExitCode::SUCCESS
             }

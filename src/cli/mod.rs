@@ -110,7 +110,12 @@ pub fn main() -> ExitCode {
     };
     let is_service = matches!(cli.command, None | Some(Command::Serve));
     crate::telemetry::init_to(&settings.server.log_level, settings.server.log_format, !is_service);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    crate::telemetry::install_panic_hook();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(crate::limits::WORKER_STACK_BYTES)
+        .build();
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cht-fhir-mediator: cannot start the async runtime: {e}");
@@ -124,7 +129,7 @@ pub fn main() -> ExitCode {
             Command::DeadLetters(command) => dead_letters::run(settings, command).await,
             Command::Convert(args) => tools::convert(&settings, &args),
             Command::Validate { file } => tools::validate(&file),
-            Command::ChtConfig(args) => tools::cht_config(&args),
+            Command::ChtConfig(args) => tools::cht_config(&settings, &args),
             Command::Check => tools::check(settings).await,
             Command::Backfill(args) => backfill::run(settings, args).await,
         }
@@ -156,7 +161,7 @@ async fn register(settings: Settings, install_channels: bool) -> ExitCode {
             return ExitCode::from(MISCONFIGURED);
         }
     };
-    let http = match build_client(settings.tls_ca_bundle.as_deref(), settings.openhim.timeout) {
+    let http = match settings.tls.openhim_trust().and_then(|trust| build_client(&trust, settings.openhim.timeout)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cht-fhir-mediator: {e:#}");

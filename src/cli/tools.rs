@@ -9,6 +9,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::fhir::profiles::CANONICAL_BASE;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
@@ -18,6 +19,7 @@ use crate::conversions::patient::person_to_patient;
 use crate::conversions::report::{build, parse_report};
 use crate::error::FHIR_JSON;
 use crate::fhir::operation_outcome::{Issue, OperationOutcome, Severity};
+use crate::json::JsonExt;
 use crate::settings::Settings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -138,8 +140,14 @@ fn is_report(doc: &Value) -> bool {
     inner["type"] == "data_record" || inner.get("form").is_some() || doc.get("observations").is_some()
 }
 
-/// Profile and structure problems of a resource or of every entry of a Bundle.
+/// Problems of a resource (or a Bundle and its entries): base R4 for any resource, then the
+/// mediator's profile for each resource that declares one, then fhirbolt's strict parse as a
+/// second opinion when both found nothing.
 fn problems(fhir: &Value) -> Vec<Issue> {
+    let mut issues: Vec<Issue> = match crate::fhir::base::validate(fhir) {
+        Ok(()) => Vec::new(),
+        Err(violations) => violations.into_iter().map(|v| error_issue(v.message, Some(v.path))).collect(),
+    };
     let resources: Vec<(String, &Value)> = if fhir["resourceType"] == "Bundle" {
         fhir["entry"]
             .as_array()
@@ -151,16 +159,26 @@ fn problems(fhir: &Value) -> Vec<Issue> {
     } else {
         vec![(String::new(), fhir)]
     };
-    let mut issues = Vec::new();
-    for (at, resource) in resources {
+    let ours = |r: &Value| {
+        r.at("meta")
+            .at("profile")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .any(|u| u.starts_with(CANONICAL_BASE))
+    };
+    for (at, resource) in resources.into_iter().filter(|(_, r)| ours(r)) {
         let prefix = |path: &str| if at.is_empty() { path.to_owned() } else { format!("{at} ({path})") };
         if let Err(violations) = crate::fhir::validate::validate(resource) {
             issues.extend(violations.into_iter().map(|v| error_issue(v.message, Some(prefix(&v.path)))));
         }
-        if let Err(e) = crate::fhir::model::check_structure(resource) {
-            let kind = resource["resourceType"].as_str().unwrap_or("resource");
-            issues.push(error_issue(e, Some(prefix(kind))));
-        }
+    }
+    if issues.is_empty()
+        && let Err(e) = crate::fhir::model::check_structure(fhir)
+    {
+        let kind = fhir["resourceType"].as_str().unwrap_or("resource");
+        issues.push(error_issue(format!("fhirbolt's strict R4 parse: {e}"), Some(kind.to_owned())));
     }
     issues
 }
@@ -183,8 +201,9 @@ pub fn validate(file: &str) -> ExitCode {
     ExitCode::from(FAILED)
 }
 
-/// `cht-config`: the CHT side with this deployment's OpenHIM URL, client and credentials key.
-pub fn cht_config(args: &ChtConfigArgs) -> ExitCode {
+/// `cht-config`: the CHT side with this deployment's OpenHIM URL, client, credentials key and
+/// patient selection.
+pub fn cht_config(deployment: &Settings, args: &ChtConfigArgs) -> ExitCode {
     match args.part {
         Part::Tasks => print!("{TASKS_JS}"),
         Part::Xform => print!("{XFORM}"),
@@ -193,10 +212,21 @@ pub fn cht_config(args: &ChtConfigArgs) -> ExitCode {
             if let Some(object) = settings.as_object_mut() {
                 object.remove("_comment");
             }
-            for push in settings["outbound"].as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
-                push["destination"]["base_url"] = json!(args.openhim_url.trim_end_matches('/'));
-                push["destination"]["auth"]["username"] = json!(args.client);
-                push["destination"]["auth"]["password_key"] = json!(args.password_key);
+            if let Some(patients) = settings.pointer_mut("/outbound/cht_fhir_patients") {
+                patients["relevant_to"] = json!(deployment.patients.relevant_to());
+            }
+            let pushes = settings.get_mut("outbound").and_then(Value::as_object_mut);
+            for push in pushes.into_iter().flat_map(|o| o.values_mut()) {
+                if let Some(destination) = push.object_at("destination") {
+                    destination.insert("base_url".into(), json!(args.openhim_url.trim_end_matches('/')));
+                }
+                if let Some(auth) = push.object_at("destination").and_then(|d| {
+                    let auth = d.entry("auth").or_insert_with(|| json!({}));
+                    auth.as_object_mut()
+                }) {
+                    auth.insert("username".into(), json!(args.client));
+                    auth.insert("password_key".into(), json!(args.password_key));
+                }
             }
             print(&settings);
         }
@@ -226,10 +256,21 @@ pub async fn check(settings: Settings) -> ExitCode {
     };
 
     let openhim = &state.settings.openhim;
+    let seen = crate::tls::SeenCertificate::default();
+    let http = state
+        .settings
+        .tls
+        .openhim_trust()
+        .and_then(|trust| crate::upstream::build_client_seeing(&trust, openhim.timeout, Some(seen.clone())));
     if openhim.password.is_none() {
+        // No API call without credentials, but the certificate is worth showing: `GET /heartbeat`
+        // is public.
+        if let Ok(http) = &http {
+            let _ =
+                http.get(openhim.api_url.join("heartbeat").unwrap_or_else(|_| openhim.api_url.clone())).send().await;
+        }
         report(true, "openhim", "skipped: OPENHIM_PASSWORD is not set".into());
     } else {
-        let http = crate::upstream::build_client(state.settings.tls_ca_bundle.as_deref(), openhim.timeout);
         match http {
             Err(e) => report(false, "openhim", format!("{e:#}")),
             Ok(http) => {
@@ -253,7 +294,24 @@ pub async fn check(settings: Settings) -> ExitCode {
         }
     }
 
-    let fhir = state.fhir.recorder();
+    let presented = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(cert) = presented {
+        let shown = crate::tls::Presented::of(&cert);
+        println!(
+            "      openhim certificate: SHA-256 {}{}{}",
+            shown.fingerprint,
+            if shown.self_signed { ", self-signed" } else { "" },
+            shown.not_after.map(|d| format!(", valid until {d}")).unwrap_or_default()
+        );
+        println!("      to trust exactly this certificate: OPENHIM_TLS_PIN_SHA256={}", shown.fingerprint);
+    }
+
+    let fhir = state.fhir.client().recorder();
+    // Which credentials, and for OAuth2 whether the token endpoint issues a token (never shown).
+    match fhir.describe_auth(&live.fhir).await {
+        Ok(how) => report(true, "fhir", format!("authentication: {how}")),
+        Err(e) => report(false, "fhir", format!("authentication ({}): {e}", live.fhir.auth.scheme())),
+    }
     let answer = fhir
         .call(&ctx, &live.fhir, "check", reqwest::Method::GET, "metadata", FHIR_JSON, None)
         .await
@@ -267,8 +325,8 @@ pub async fn check(settings: Settings) -> ExitCode {
                 format!(
                     "{} answers: FHIR {} ({})",
                     live.fhir.url,
-                    meta["fhirVersion"].as_str().unwrap_or("?"),
-                    meta["software"]["name"].as_str().unwrap_or("unnamed server")
+                    meta.at("fhirVersion").as_str().unwrap_or("?"),
+                    meta.at("software").at("name").as_str().unwrap_or("unnamed server")
                 ),
             );
         }
@@ -285,7 +343,7 @@ pub async fn check(settings: Settings) -> ExitCode {
             .map_err(|e| e.to_string());
         match answer {
             Ok(r) if r.status.is_success() => {
-                let version = r.json().and_then(|v| v["version"].as_str().map(str::to_owned));
+                let version = r.json().and_then(|v| v.at("version").as_str().map(str::to_owned));
                 report(
                     true,
                     "cht",
@@ -296,5 +354,54 @@ pub async fn check(settings: Settings) -> ExitCode {
             Err(e) => report(false, "cht", format!("{what}: {e}")),
         }
     }
+    match cht_user(&state, &ctx, &live).await {
+        Ok(access) => {
+            let roles = access.roles.join(", ");
+            let online = if access.online {
+                "online".to_owned()
+            } else {
+                format!(
+                    "OFFLINE (CHT refuses it {}; give it a role with offline: false)",
+                    crate::cht::access::ONLINE_FOR
+                )
+            };
+            let missing: Vec<String> = access.missing.iter().map(|(p, call)| format!("{p} (for {call})")).collect();
+            let permissions = if missing.is_empty() {
+                "holds every permission it needs".to_owned()
+            } else {
+                format!("lacks {}", missing.join(", "))
+            };
+            report(
+                access.is_enough(),
+                "cht",
+                format!("user {:?} (roles {roles}): {online}; {permissions}", access.name),
+            );
+        }
+        Err(e) => report(false, "cht", format!("the CHT user's roles and permissions: {e}")),
+    }
     if all_ok { ExitCode::SUCCESS } else { ExitCode::from(FAILED) }
+}
+
+/// The configured CHT user's standing (`GET /_session`, `GET /api/v1/settings`).
+async fn cht_user(
+    state: &crate::state::AppState,
+    ctx: &crate::upstream::CallContext,
+    live: &crate::settings::LiveConfig,
+) -> Result<crate::cht::access::Access, String> {
+    let cht = state.cht.recorder();
+    let mut answers = Vec::new();
+    for path in ["_session", "api/v1/settings"] {
+        let r = cht
+            .call(ctx, &live.cht, "check", reqwest::Method::GET, path, "application/json", None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !r.status.is_success() {
+            return Err(format!("GET /{path} answered {}", r.status.as_u16()));
+        }
+        answers.push(r.json().ok_or_else(|| format!("GET /{path}: not JSON"))?);
+    }
+    match answers.as_slice() {
+        [session, settings] => Ok(crate::cht::access::assess(session, settings)),
+        _ => Err("no answer".into()),
+    }
 }

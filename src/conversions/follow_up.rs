@@ -8,6 +8,8 @@ use super::ConversionError;
 use super::ids::derived_id;
 use crate::fhir::client::is_valid_id;
 use crate::fhir::profiles::TASK;
+use crate::fhir::store::KEY_SYSTEM;
+use crate::json::JsonExt;
 
 const TASK_CODE: &str = "http://hl7.org/fhir/CodeSystem/task-code";
 
@@ -46,11 +48,16 @@ pub fn parse_request(request: &Value) -> Result<FollowUpRequest, ConversionError
     let subject = subject_ref(&request[subject_key]).ok_or_else(|| {
         ConversionError::at(subject_element, "must reference the Patient (reference Patient/{id}, or an identifier)")
     })?;
+    if let SubjectRef::Identifier { system, value } = &subject {
+        super::lookup_key(&format!("{subject_element}.identifier.value"), value)?;
+        super::lookup_key(&format!("{subject_element}.identifier.system"), system.as_deref().unwrap_or_default())?;
+    }
     let request_id = stable_id(kind, request);
     let (service_request, task_id) = match kind {
         "ServiceRequest" => {
             let mut sr = request.clone();
-            sr["id"] = json!(request_id);
+            sr.set("id", json!(request_id));
+            with_key(&mut sr, &request_id);
             (Some(sr), derived_id(&["follow-up-task", &request_id]))
         }
         _ => (None, request_id),
@@ -64,7 +71,7 @@ fn stable_id(kind: &str, request: &Value) -> String {
     if let Some(id) = request["id"].as_str().filter(|id| is_valid_id(id)) {
         return id.to_owned();
     }
-    let identifier = &request["identifier"][0];
+    let identifier = &request.at("identifier").nth(0);
     if let Some(value) = identifier["value"].as_str() {
         return derived_id(&[kind, identifier["system"].as_str().unwrap_or_default(), value]);
     }
@@ -77,9 +84,9 @@ fn subject_ref(subject: &Value) -> Option<SubjectRef> {
         let (id, kind) = (parts.next()?, parts.next()?);
         return (kind == "Patient" && is_valid_id(id)).then(|| SubjectRef::Id(id.to_owned()));
     }
-    let value = subject["identifier"]["value"].as_str()?;
+    let value = subject.at("identifier").at("value").as_str()?;
     Some(SubjectRef::Identifier {
-        system: subject["identifier"]["system"].as_str().map(str::to_owned),
+        system: subject.at("identifier").at("system").as_str().map(str::to_owned),
         value: value.to_owned(),
     })
 }
@@ -98,25 +105,37 @@ pub fn new_task(request: &FollowUpRequest, patient_id: &str, authored_on: &str) 
             });
             for (from, to) in [("requester", "requester"), ("note", "note"), ("priority", "priority")] {
                 if let Some(v) = sr.get(from) {
-                    task[to] = v.clone();
+                    task.set(to, v.clone());
                 }
             }
             if let Some(reason) = sr["reasonCode"].get(0) {
-                task["reasonCode"] = reason.clone();
+                task.set("reasonCode", reason.clone());
             }
             task
         }
     };
-    task["id"] = json!(request.task_id);
-    task["meta"] = json!({"profile": [TASK]});
-    task["status"] = json!("requested");
-    task["intent"] = json!("order");
-    task["code"] = json!({"coding": [{"system": TASK_CODE, "code": "fulfill"}]});
-    task["for"] = json!({"reference": format!("Patient/{patient_id}")});
+    task.set("id", json!(request.task_id));
+    task.set("meta", json!({"profile": [TASK]}));
+    task.set("status", json!("requested"));
+    task.set("intent", json!("order"));
+    task.set("code", json!({"coding": [{"system": TASK_CODE, "code": "fulfill"}]}));
+    task.set("for", json!({"reference": format!("Patient/{patient_id}")}));
     if task.get("authoredOn").is_none() {
-        task["authoredOn"] = json!(authored_on);
+        task.set("authoredOn", json!(authored_on));
     }
+    with_key(&mut task, &request.task_id);
     task
+}
+
+/// Adds the identifier a resource is written by where the server assigns ids
+/// (`crate::fhir::store::KEY_SYSTEM` and its deterministic id), once.
+fn with_key(resource: &mut Value, id: &str) {
+    let key = json!({"system": KEY_SYSTEM, "value": id});
+    let mut identifiers: Vec<Value> = resource.at("identifier").as_array().cloned().unwrap_or_default();
+    if !identifiers.contains(&key) {
+        identifiers.push(key);
+    }
+    resource.set("identifier", Value::Array(identifiers));
 }
 
 /// The fields of the CHT follow-up record (lower-case keys: CHT keeps only those its JSON form
@@ -125,8 +144,8 @@ pub fn record_fields(task: &Value, patient_uuid: &str, patient_short_code: Optio
     let text = |v: &Value| {
         v["text"]
             .as_str()
-            .or_else(|| v["coding"][0]["display"].as_str())
-            .or_else(|| v["coding"][0]["code"].as_str())
+            .or_else(|| v.at("coding").nth(0).at("display").as_str())
+            .or_else(|| v.at("coding").nth(0).at("code").as_str())
             .map(str::to_owned)
     };
     let mut fields = Map::new();
@@ -135,7 +154,7 @@ pub fn record_fields(task: &Value, patient_uuid: &str, patient_short_code: Optio
         fields.insert("patient_id".into(), json!(code));
     }
     fields.insert("task_id".into(), json!(task["id"]));
-    if let Some(sr) = task["focus"]["reference"].as_str() {
+    if let Some(sr) = task.at("focus").at("reference").as_str() {
         fields.insert("service_request_id".into(), json!(sr.trim_start_matches("ServiceRequest/")));
     }
     if let Some(reason) = text(&task["reasonCode"]) {
@@ -145,7 +164,7 @@ pub fn record_fields(task: &Value, patient_uuid: &str, patient_short_code: Optio
     if !notes.is_empty() {
         fields.insert("note".into(), json!(notes.join("\n")));
     }
-    if let Some(requester) = task["requester"]["display"].as_str() {
+    if let Some(requester) = task.at("requester").at("display").as_str() {
         fields.insert("requester".into(), json!(requester));
     }
     fields
@@ -155,15 +174,15 @@ pub fn record_fields(task: &Value, patient_uuid: &str, patient_short_code: Optio
 /// inbound side finds it by that when the CHW reports the outcome).
 pub fn received(task: &Value, record_id: &str, document_system: &str, now: &str) -> Value {
     let mut task = task.clone();
-    task["status"] = json!("received");
-    task["lastModified"] = json!(now);
+    task.set("status", json!("received"));
+    task.set("lastModified", json!(now));
     let identifier =
         json!({"use": "secondary", "type": {"text": "CHT Document ID"}, "system": document_system, "value": record_id});
-    let mut identifiers: Vec<Value> = task["identifier"].as_array().cloned().unwrap_or_default();
+    let mut identifiers: Vec<Value> = task.at("identifier").as_array().cloned().unwrap_or_default();
     if !identifiers.iter().any(|i| i["system"] == document_system && i["value"] == record_id) {
         identifiers.push(identifier);
     }
-    task["identifier"] = json!(identifiers);
+    task.set("identifier", json!(identifiers));
     task
 }
 
@@ -203,8 +222,15 @@ mod tests {
         assert!(fields.keys().all(|k| k == &k.to_lowercase()));
         let got = received(&task, "rec-1", "https://cht/doc", "2026-11-21T01:00:00Z");
         assert_eq!(got["status"], "received");
-        assert_eq!(got["identifier"][0]["value"], "rec-1");
-        assert_eq!(received(&got, "rec-1", "https://cht/doc", "x")["identifier"].as_array().unwrap().len(), 1);
+        assert!(
+            got["identifier"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["value"] == "rec-1" && i["system"] == "https://cht/doc")
+        );
+        assert!(got["identifier"].as_array().unwrap().iter().any(|i| i["system"] == KEY_SYSTEM), "its key");
+        assert_eq!(received(&got, "rec-1", "https://cht/doc", "x")["identifier"].as_array().unwrap().len(), 2);
     }
 
     #[test]

@@ -10,13 +10,19 @@ use serde::Deserialize;
 /// The mapping shipped with the binary.
 pub const DEFAULT_FORMS_JSON: &str = include_str!("../../mediator-config/forms.json");
 
-/// Where a report's subject (the patient) is found when a mapping does not say.
+/// Where a report's subject (the patient) is found when a mapping does not say: as CHT finds it
+/// (cht-core's lineage hydration: `fields.patient_id`, then `fields.patient_uuid`, then the
+/// top-level `patient_id`; places the same), first the contact CHT's hydration resolved and
+/// pushed as `doc.patient` / `doc.place`. Then the task inputs and the cht-docs top-level
+/// `patient_uuid`, which CHT does not read.
 pub const DEFAULT_SUBJECT_PATHS: &[&str] = &[
+    "patient._id",
+    "fields.patient_id",
     "fields.patient_uuid",
+    "patient_id",
     "fields.inputs.contact._id",
     "patient_uuid",
-    "fields.patient_id",
-    "patient_id",
+    "place._id",
     "fields.place_id",
     "place_id",
 ];

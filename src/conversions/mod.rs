@@ -9,6 +9,7 @@ pub mod ids;
 pub mod json_path;
 pub mod mapping;
 pub mod patient;
+pub mod reference;
 pub mod report;
 pub mod selection;
 pub mod to_cht;
@@ -28,6 +29,19 @@ impl ConversionError {
     }
 }
 
+/// Longest id or identifier value the mediator looks things up by (a CHT `_id` is 36 characters,
+/// a short code 5–6): a longer one could not go into a search URL, and is refused naming its element.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// `value` when it is short enough to look up by ([`MAX_KEY_LEN`]).
+pub fn lookup_key<'a>(element: &str, value: &'a str) -> Result<&'a str, ConversionError> {
+    if value.len() <= MAX_KEY_LEN {
+        Ok(value)
+    } else {
+        Err(ConversionError::at(element, format!("is longer than {MAX_KEY_LEN} bytes")))
+    }
+}
+
 /// `reported_date` (ms since the epoch, as CHT stores it; numbers or numeric strings) as a FHIR
 /// instant.
 pub fn instant_from_millis(element: &str, value: &serde_json::Value) -> Result<String, ConversionError> {
@@ -37,8 +51,11 @@ pub fn instant_from_millis(element: &str, value: &serde_json::Value) -> Result<S
         _ => None,
     }
     .ok_or_else(|| ConversionError::at(element, format!("{value} is not a time in milliseconds")))?;
+    // FHIR's instant and dateTime have four-digit years (0001–9999); chrono would render a later
+    // one as `+56855-…`, which no FHIR server takes.
     let at = chrono::DateTime::from_timestamp_millis(millis)
-        .ok_or_else(|| ConversionError::at(element, format!("{millis} is out of range")))?;
+        .filter(|at| (1..=9999).contains(&chrono::Datelike::year(at)))
+        .ok_or_else(|| ConversionError::at(element, "is not a time between the years 0001 and 9999"))?;
     Ok(crate::openhim::envelope::timestamp(at))
 }
 
@@ -51,6 +68,11 @@ mod tests {
     fn reported_dates_become_instants() {
         assert_eq!(instant_from_millis("r", &json!(1700000000000_i64)).unwrap(), "2023-11-14T22:13:20.000Z");
         assert_eq!(instant_from_millis("r", &json!("1700000000000")).unwrap(), "2023-11-14T22:13:20.000Z");
+        // Found by the fuzzer: year 56855 rendered as `+56855-02-21T…`, invalid FHIR.
+        let far = instant_from_millis("reported_date", &json!(1732007770000000_i64)).unwrap_err();
+        assert_eq!(far.element.as_deref(), Some("reported_date"));
+        assert!(instant_from_millis("r", &json!(-62198755200000_i64)).is_err(), "year 0 is not a FHIR year");
+        assert_eq!(instant_from_millis("r", &json!(253402300799999_i64)).unwrap(), "9999-12-31T23:59:59.999Z");
         assert_eq!(instant_from_millis("r", &json!(1700000000000.0)).unwrap(), "2023-11-14T22:13:20.000Z");
         let err = instant_from_millis("doc.reported_date", &json!("yesterday")).unwrap_err();
         assert_eq!(err.element.as_deref(), Some("doc.reported_date"));

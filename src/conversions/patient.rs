@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use super::ConversionError;
 use super::ids::resource_id;
 use crate::fhir::profiles::{BIRTH_DATE_APPROXIMATE, LINEAGE, PATIENT};
+use crate::json::JsonExt;
 use crate::settings::IdentifierSystems;
 
 /// Lineages deeper than this are cut (CHT hierarchies are a handful of levels; a cycle must not loop).
@@ -52,6 +53,26 @@ pub fn person_to_patient(payload: &Value, systems: &IdentifierSystems) -> Result
     if let Some(short) = text("patient_id") {
         identifiers.push(identifier("usual", "CHT Patient ID", &systems.patient_id, short));
     }
+    // A contact the mediator made for a patient the EMR registered keeps the EMR's identifiers:
+    // CHT's push of it must not drop them from the FHIR Patient (absolute systems only).
+    let own = [systems.document_id.as_str(), systems.patient_id.as_str()];
+    for kept in doc.get("fhir_identifiers").and_then(Value::as_array).into_iter().flatten() {
+        let (Some(system), Some(value)) =
+            (kept.get("system").and_then(Value::as_str), kept.get("value").and_then(Value::as_str))
+        else {
+            continue;
+        };
+        let absolute = crate::fhir::validate::is_absolute_uri(system) && !system.contains(char::is_whitespace);
+        if absolute && !own.contains(&system) && !value.trim().is_empty() && value.len() <= 1024 {
+            let type_text = kept.get("type").and_then(Value::as_str).map(str::trim).filter(|t| !t.is_empty());
+            identifiers.push(identifier(
+                "usual",
+                type_text.unwrap_or("Identifier from another system"),
+                system,
+                value.trim(),
+            ));
+        }
+    }
     let mut patient = json!({
         "resourceType": "Patient",
         "id": resource_id(id),
@@ -73,23 +94,23 @@ pub fn person_to_patient(payload: &Value, systems: &IdentifierSystems) -> Result
         })
         .collect();
     if !telecom.is_empty() {
-        patient["telecom"] = json!(telecom);
+        patient.set("telecom", json!(telecom));
     }
     if let Some(sex) = text("sex") {
-        patient["gender"] = json!(gender(sex));
+        patient.set("gender", json!(gender(sex)));
     }
     if let Some(dob) = text("date_of_birth") {
-        patient["birthDate"] = json!(date("doc.date_of_birth", dob)?);
+        patient.set("birthDate", json!(date("doc.date_of_birth", dob)?));
         if text("date_of_birth_method") == Some("approx") {
-            patient["_birthDate"] = json!({"extension": [{"url": BIRTH_DATE_APPROXIMATE, "valueBoolean": true}]});
+            patient.set("_birthDate", json!({"extension": [{"url": BIRTH_DATE_APPROXIMATE, "valueBoolean": true}]}));
         }
     }
     if let Some(died) = text("date_of_death") {
-        patient["deceasedDateTime"] = json!(date("doc.date_of_death", died)?);
+        patient.set("deceasedDateTime", json!(date("doc.date_of_death", died)?));
     }
     let lineage = lineage(doc, &systems.document_id);
     if !lineage.is_empty() {
-        patient["extension"] = json!(lineage);
+        patient.set("extension", json!(lineage));
     }
     Ok(patient)
 }
@@ -103,10 +124,10 @@ fn human_name(name: &str) -> Value {
     let mut human = json!({"use": "official", "text": name});
     match words.as_slice() {
         [] => {}
-        [single] => human["given"] = json!([single]),
+        [single] => human.set("given", json!([single])),
         [given @ .., family] => {
-            human["family"] = json!(family);
-            human["given"] = json!(given);
+            human.set("family", json!(family));
+            human.set("given", json!(given));
         }
     }
     human
@@ -122,14 +143,17 @@ fn gender(sex: &str) -> &'static str {
     }
 }
 
-/// A CHT date (`YYYY-MM-DD`, or a full ISO timestamp as some apps store it) → FHIR date.
+/// A CHT date (`YYYY-MM-DD`, or a full ISO timestamp as some apps store it) → FHIR date. Only a
+/// full `YYYY-MM-DD` day is taken: `1990-5-12` or `199-05-12` would need guessing.
 fn date(element: &str, raw: &str) -> Result<String, ConversionError> {
-    let day = raw.get(..10).unwrap_or(raw);
-    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
-        .ok()
-        .filter(|_| raw.len() == 10 || raw[10..].starts_with('T'))
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .ok_or_else(|| ConversionError::at(element, format!("{raw:?} is not a date (YYYY-MM-DD)")))
+    // `get` and not slicing: the input may hold multi-byte characters anywhere.
+    let (day, rest) = (raw.get(..10).unwrap_or(raw), raw.get(10..).unwrap_or_default());
+    let full_day = day.len() == 10 && crate::fhir::base::primitive::is_date(day);
+    if full_day && (rest.is_empty() || rest.starts_with('T')) {
+        Ok(day.to_owned())
+    } else {
+        Err(ConversionError::at(element, "is not a date (YYYY-MM-DD)"))
+    }
 }
 
 /// Ancestor place ids, closest first, as `cht-lineage` extensions.
@@ -137,7 +161,9 @@ fn lineage(doc: &Map<String, Value>, system: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut parent = doc.get("parent");
     while let Some(Value::Object(p)) = parent {
-        let Some(id) = p.get("_id").and_then(Value::as_str).filter(|s| !s.is_empty()) else { break };
+        // An id of only whitespace is no place (and no FHIR string): the lineage ends there, as
+        // at an empty one. (Found by the fuzzer.)
+        let Some(id) = p.get("_id").and_then(Value::as_str).filter(|s| !s.trim().is_empty()) else { break };
         if out.len() == MAX_LINEAGE {
             break;
         }
@@ -175,12 +201,37 @@ mod tests {
     }
 
     #[test]
+    fn a_contact_made_for_an_emr_patient_keeps_its_identifiers() {
+        let payload = json!({"doc": {"_id": "c1", "name": "Nafula Wekesa", "fhir_identifiers": [
+            {"system": "https://emr.example.org/mrn", "value": "M-9", "type": "MRN"},
+            {"system": "https://emr.example.org/nid", "value": " 77 "},
+            {"system": "https://cht.example.org/id/doc", "value": "other"},
+            {"system": "not absolute", "value": "x"}, {"system": "https://e", "value": ""}, "garbage"]}});
+        let p = person_to_patient(&payload, &systems()).unwrap();
+        let ids = p["identifier"].as_array().unwrap();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert_eq!((ids[1]["value"].as_str(), ids[1]["type"]["text"].as_str()), (Some("M-9"), Some("MRN")));
+        assert_eq!(ids[2]["value"], "77");
+        assert_eq!(crate::fhir::validate::validate(&p), Ok(()));
+    }
+
+    #[test]
     fn missing_optional_fields_are_omitted() {
         let p = person_to_patient(&json!({"doc": {"_id": "p2", "name": "Otieno"}}), &systems()).unwrap();
         for absent in ["gender", "birthDate", "telecom", "extension", "_birthDate"] {
             assert!(p.get(absent).is_none(), "{absent} invented");
         }
         assert_eq!(p["identifier"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_lineage_ends_at_a_blank_place_id() {
+        // Found by the fuzzer: a grandparent `_id` of spaces became an invalid FHIR string.
+        let doc = json!({"doc": {"_id": "p3", "name": "Ama", "parent": {"_id": "hh-1", "parent": {"_id": "   "}}}});
+        let p = person_to_patient(&doc, &systems()).unwrap();
+        assert_eq!(p["extension"].as_array().unwrap().len(), 1);
+        assert_eq!(p["extension"][0]["valueIdentifier"]["value"], "hh-1");
+        assert_eq!(crate::fhir::base::validate(&p), Ok(()));
     }
 
     #[test]
@@ -203,5 +254,12 @@ mod tests {
             person_to_patient(&json!({"doc": {"_id": "a", "name": "A", "date_of_birth": "12/05/1990"}}), &systems())
                 .unwrap_err();
         assert_eq!(bad_date.element.as_deref(), Some("doc.date_of_birth"));
+        for bad in ["1990-5-12", "199-05-12", "1990-05-1é", "1990-05-12é", "é", "1990-05-12 10:00"] {
+            let payload = json!({"doc": {"_id": "a", "name": "A", "date_of_birth": bad}});
+            let err = person_to_patient(&payload, &systems()).unwrap_err();
+            assert_eq!(err.element.as_deref(), Some("doc.date_of_birth"), "{bad}");
+        }
+        let iso = json!({"doc": {"_id": "a", "name": "A", "date_of_birth": "1990-05-12T00:00:00.000Z"}});
+        assert_eq!(person_to_patient(&iso, &systems()).unwrap()["birthDate"], "1990-05-12");
     }
 }

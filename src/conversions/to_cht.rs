@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::ConversionError;
+use crate::json::JsonExt;
 
 /// The mapping shipped with the binary.
 pub const DEFAULT_OUTBOUND_JSON: &str = include_str!("../../mediator-config/outbound.json");
@@ -55,19 +56,24 @@ fn text(v: &Value) -> Option<&str> {
     v.as_str().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// The record for a Patient: (form, fields).
-pub fn patient_record(patient: &Value, m: &OutboundMappings) -> Result<(String, Map<String, Value>), ConversionError> {
-    let name = &patient["name"][0];
-    let full = text(&name["text"]).map(str::to_owned).or_else(|| {
+/// A Patient's first name as one line: its `text`, else its given names and family name.
+pub fn full_name(patient: &Value) -> Option<String> {
+    let name = &patient.at("name").nth(0);
+    text(&name["text"]).map(str::to_owned).or_else(|| {
         let given: Vec<&str> = name["given"].as_array().into_iter().flatten().filter_map(text).collect();
         let parts: Vec<&str> = given.into_iter().chain(text(&name["family"])).collect();
         (!parts.is_empty()).then(|| parts.join(" "))
-    });
-    let full = full.ok_or_else(|| ConversionError::at("Patient.name", "a name (text, or given/family) is required"))?;
+    })
+}
+
+/// The record for a Patient: (form, fields).
+pub fn patient_record(patient: &Value, m: &OutboundMappings) -> Result<(String, Map<String, Value>), ConversionError> {
+    let full = full_name(patient)
+        .ok_or_else(|| ConversionError::at("Patient.name", "a name (text, or given/family) is required"))?;
     let external = text(&patient["id"])
-        .or_else(|| text(&patient["identifier"][0]["value"]))
+        .or_else(|| text(patient.at("identifier").nth(0).at("value")))
         .ok_or_else(|| ConversionError::at("Patient.id", "an id or an identifier is required"))?;
-    let organization = text(&patient["managingOrganization"]["reference"]);
+    let organization = text(patient.at("managingOrganization").at("reference"));
     let place = organization
         .and_then(|o| m.places.get(o).map(String::as_str))
         .or_else(|| text(&Value::String(m.default_place_id.clone())).map(|_| m.default_place_id.as_str()))
@@ -119,7 +125,7 @@ pub fn encounter_record(
     fields.insert("patient_uuid".into(), json!(patient_uuid));
     fields.insert("external_id".into(), json!(id));
     for (i, obs) in observations.iter().enumerate() {
-        let coding = &obs["code"]["coding"][0];
+        let coding = &obs.at("code").at("coding").nth(0);
         let field = m
             .observation_fields
             .get(&token(coding))
@@ -156,7 +162,9 @@ fn observation_value(obs: &Value) -> Option<String> {
                 None => number,
             }
         }
-        "valueCodeableConcept" => text(&value["coding"][0]["code"]).or_else(|| text(&value["text"]))?.to_owned(),
+        "valueCodeableConcept" => {
+            text(value.at("coding").nth(0).at("code")).or_else(|| text(value.at("text")))?.to_owned()
+        }
         _ => match value {
             Value::String(s) => s.clone(),
             Value::Number(_) | Value::Bool(_) => value.to_string(),

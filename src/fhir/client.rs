@@ -1,19 +1,29 @@
 //! Client for the FHIR R4 server: read, search (entries counted, `total` not trusted), `PUT`
-//! upsert and transaction Bundles, `application/fhir+json`, Basic auth and the timeout from the
-//! live config; every call recorded as an orchestration. Failures are sorted once, here:
-//! transient ones (5xx, 408/409/412/423/429, timeouts, unreachable) are for a retry; any other
-//! 4xx is the server refusing what was sent, kept with its status and `OperationOutcome`.
+//! upsert and transaction Bundles, `application/fhir+json`, the credentials (`FHIR_AUTH`) and
+//! the timeout from the live config; every call recorded as an orchestration. Failures are
+//! sorted once, here: transient ones (5xx, 408/409/412/423/429, refused credentials 401/403,
+//! timeouts, unreachable) are for a retry; any other 4xx is the server refusing what was sent,
+//! kept with its status and `OperationOutcome`.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, FHIR_JSON};
+use crate::json::JsonExt;
 use crate::settings::Upstream;
 use crate::upstream::{CallContext, Recorder, UpstreamResponse, join_url};
 
 /// Largest page read in one search (the mediator's searches are by identifier or by one
 /// Encounter's Observations: a handful of entries).
 const SEARCH_COUNT: &str = "1000";
+
+/// Most pages of one search followed (`link[next]`): servers cap the page size below
+/// [`SEARCH_COUNT`] (HAPI: by configuration), and the mediator's searches are small.
+const MAX_SEARCH_PAGES: usize = 20;
+
+/// Longest search query sent (servers commonly refuse URLs past 8 KiB, and reqwest cannot build
+/// some past 64 KiB): a longer one is refused here, before it is sent.
+const MAX_QUERY_BYTES: usize = 4096;
 
 /// A failed FHIR call.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +34,29 @@ pub enum FhirError {
     /// The server refused the request as sent.
     #[error("the FHIR server refused the request ({status})")]
     Rejected { status: u16, outcome: Value },
+    /// The request cannot be made as asked (an id that is not a FHIR id, a search value too long
+    /// for a URL): nothing was sent. Callers validate their input first; this is the backstop.
+    #[error("{0}")]
+    Invalid(String),
+    /// An update with `If-Match` found the resource at another version: re-read and re-apply.
+    #[error("the resource changed since it was read (412)")]
+    VersionConflict,
+}
+
+impl FhirError {
+    /// As the API error of a request the caller answers itself (outbound side): a refusal is
+    /// the FHIR server's reason, 502.
+    pub fn into_api(self) -> ApiError {
+        match self {
+            Self::Transient(e) => e,
+            Self::Rejected { status, outcome } => ApiError::Refused {
+                target: "FHIR server",
+                detail: format!("{status}: {}", super::transaction::outcome_reason(&outcome)),
+            },
+            Self::Invalid(why) => ApiError::bad_request(why, None),
+            Self::VersionConflict => ApiError::BadGateway { target: "FHIR server", status: 412 },
+        }
+    }
 }
 
 /// Client for one FHIR server; cheap to clone.
@@ -32,9 +65,9 @@ pub struct FhirClient {
     recorder: Recorder,
 }
 
-/// A FHIR id: `[A-Za-z0-9\-\.]{1,64}`.
+/// A FHIR id: `[A-Za-z0-9\-\.]{1,64}`, and not only dots (`.`/`..` are URL path segments).
 pub fn is_valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    super::base::primitive::is_id(id)
 }
 
 impl FhirClient {
@@ -59,25 +92,49 @@ impl FhirClient {
             "" => format!("FHIR {method} transaction"),
             _ => format!("FHIR {method} {}", path.split('?').next().unwrap_or(path)),
         };
-        self.recorder.call(ctx, upstream, &name, method, path, FHIR_JSON, body).await
+        Ok(self.recorder.call(ctx, upstream, &name, method, path, FHIR_JSON, body).await?)
     }
 
-    /// `PUT [type]/[id]`: idempotent create-or-update with a client-assigned id. Returns the
-    /// server's answer; a refusal (4xx) is returned too, for the caller to report as it came.
-    pub async fn upsert(
+    /// `PUT [path]` (`[type]/[id]`, or a conditional `[type]?identifier=…`) with `resource`, only
+    /// if it is still at `version` when given (`If-Match`). The server's answer, refusals too.
+    pub async fn put_at(
         &self,
         ctx: &CallContext,
         upstream: &Upstream,
+        path: &str,
         resource: &Value,
+        version: Option<&str>,
     ) -> Result<UpstreamResponse, ApiError> {
-        let (Some(kind), Some(id)) = (resource["resourceType"].as_str(), resource["id"].as_str()) else {
-            return Err(ApiError::Internal("upsert of a resource without resourceType and id".into()));
-        };
-        let response = self.call(ctx, upstream, Method::PUT, &format!("{kind}/{id}"), Some(resource)).await?;
-        match classify(&response) {
-            Ok(()) | Err(FhirError::Rejected { .. }) => Ok(response),
-            Err(FhirError::Transient(e)) => Err(e),
+        let name = format!("FHIR PUT {}", path.split('?').next().unwrap_or(path));
+        let mut headers = Vec::new();
+        if let Some(version) = version {
+            headers.push(("if-match", format!("W/\"{version}\"")));
         }
+        // Every answer goes back, conflicts (409, 412) included: the caller retries, repairs or
+        // re-reads by the status; only a call that got no answer is an error here.
+        Ok(self
+            .recorder
+            .call_with(ctx, upstream, &name, Method::PUT, path, FHIR_JSON, Some(resource), &headers)
+            .await?)
+    }
+
+    /// `DELETE [type]/[id]`; one already gone is fine.
+    pub async fn delete(&self, ctx: &CallContext, upstream: &Upstream, kind: &str, id: &str) -> Result<(), FhirError> {
+        if !is_valid_id(id) {
+            return Err(FhirError::Invalid(format!("a {kind} id must be a FHIR id")));
+        }
+        let response = self.call(ctx, upstream, Method::DELETE, &format!("{kind}/{id}"), None).await?;
+        if matches!(response.status.as_u16(), 404 | 410) {
+            return Ok(());
+        }
+        classify(&response)
+    }
+
+    /// The server's CapabilityStatement (`GET /metadata`).
+    pub async fn metadata(&self, ctx: &CallContext, upstream: &Upstream) -> Result<Value, FhirError> {
+        let response = self.call(ctx, upstream, Method::GET, "metadata", None).await?;
+        classify(&response)?;
+        json_body(&response)
     }
 
     /// `GET [type]/[id]`; `None` when the server has no such resource (404/410).
@@ -88,12 +145,24 @@ impl FhirClient {
         kind: &str,
         id: &str,
     ) -> Result<Option<Value>, FhirError> {
+        if !is_valid_id(id) {
+            return Err(FhirError::Invalid(format!("a {kind} id must be a FHIR id ([A-Za-z0-9-.]{{1,64}})")));
+        }
         let response = self.call(ctx, upstream, Method::GET, &format!("{kind}/{id}"), None).await?;
         if matches!(response.status.as_u16(), 404 | 410) {
             return Ok(None);
         }
         classify(&response)?;
-        json_body(&response).map(Some)
+        let resource = json_body(&response)?;
+        // Only a resource of the type asked for is one: anything else (an array, another type) is
+        // a broken answer, never data to act on or to pass back as if it were the resource.
+        if resource.get("resourceType").and_then(Value::as_str) != Some(kind) {
+            return Err(FhirError::Transient(ApiError::Upstream(crate::upstream::UpstreamError::InvalidResponse {
+                target: "fhir",
+                reason: format!("GET {kind}/{{id}} answered with something that is not a {kind}"),
+            })));
+        }
+        Ok(Some(resource))
     }
 
     /// `GET [type]?params`: the matching resources (entries with `search.mode` match or none).
@@ -110,17 +179,42 @@ impl FhirClient {
             query.extend_pairs(params.iter().copied()).append_pair("_count", SEARCH_COUNT);
             query.finish()
         };
-        let response = self.call(ctx, upstream, Method::GET, &format!("{kind}?{query}"), None).await?;
-        classify(&response)?;
-        let bundle = json_body(&response)?;
-        Ok(bundle["entry"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["search"]["mode"].as_str().is_none_or(|m| m == "match"))
-            .filter(|e| e["resource"]["resourceType"] == kind)
-            .map(|e| e["resource"].clone())
-            .collect())
+        if query.len() > MAX_QUERY_BYTES {
+            return Err(FhirError::Invalid(format!(
+                "a {kind} search value is too long (at most {MAX_QUERY_BYTES} bytes)"
+            )));
+        }
+        let mut found = Vec::new();
+        let mut path = format!("{kind}?{query}");
+        for _ in 0..MAX_SEARCH_PAGES {
+            // no-cache: a search must see the writes just made. HAPI answers a search repeated
+            // within a minute from its cache of results unless told not to.
+            let headers = [("cache-control", "no-cache".to_owned())];
+            let name = format!("FHIR GET {kind}");
+            let response = self
+                .recorder
+                .call_with(ctx, upstream, &name, Method::GET, &path, FHIR_JSON, None, &headers)
+                .await
+                .map_err(ApiError::from)?;
+            classify(&response)?;
+            let bundle = json_body(&response)?;
+            found.extend(
+                bundle
+                    .at("entry")
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| e.at("search").at("mode").as_str().is_none_or(|m| m == "match"))
+                    .filter(|e| e.at("resource").at("resourceType") == kind)
+                    .map(|e| e.at("resource").clone()),
+            );
+            match next_page(&upstream.url, &bundle) {
+                Some(next) => path = next,
+                None => return Ok(found),
+            }
+        }
+        tracing::warn!(%kind, pages = MAX_SEARCH_PAGES, "search has more pages than are followed");
+        Ok(found)
     }
 
     /// `POST [base]` with a transaction Bundle: all entries or none. Returns the response Bundle.
@@ -152,11 +246,27 @@ pub fn delete_entry(kind: &str, id: &str) -> Value {
     json!({"request": {"method": "DELETE", "url": format!("{kind}?_id={id}")}})
 }
 
+/// The `next` link of a search page, as a path under `base` — only a link on the same server
+/// is followed (never send the credentials elsewhere).
+fn next_page(base: &url::Url, bundle: &Value) -> Option<String> {
+    let links = bundle.at("link").as_array()?;
+    let next = links.iter().find(|l| l.at("relation") == "next")?.at("url").as_str()?;
+    let base = base.as_str().trim_end_matches('/');
+    let rest = next.strip_prefix(base)?;
+    // `[base]/…` or `[base]?…` (HAPI's paging links), nothing that would leave the base path.
+    match rest.chars().next() {
+        Some('/') => Some(rest.trim_start_matches('/').to_owned()),
+        Some('?') => Some(rest.to_owned()),
+        _ => None,
+    }
+}
+
 fn classify(response: &UpstreamResponse) -> Result<(), FhirError> {
     let status = response.status.as_u16();
     match status {
         200..=299 => Ok(()),
-        408 | 409 | 412 | 423 | 429 => {
+        // 401/403: the mediator's credentials, not what was sent — never a dead letter.
+        401 | 403 | 408 | 409 | 412 | 423 | 429 => {
             Err(FhirError::Transient(ApiError::BadGateway { target: "FHIR server", status }))
         }
         400..=499 => Err(FhirError::Rejected { status, outcome: response.json().unwrap_or(Value::Null) }),
@@ -178,6 +288,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_next_links_on_the_same_server_are_followed() {
+        let base: url::Url = "http://hapi:8080/fhir".parse().unwrap();
+        let page = |url: &str| json!({"link": [{"relation": "self", "url": "x"}, {"relation": "next", "url": url}]});
+        assert_eq!(
+            next_page(&base, &page("http://hapi:8080/fhir?_getpages=abc&_getpagesoffset=200")).as_deref(),
+            Some("?_getpages=abc&_getpagesoffset=200")
+        );
+        assert_eq!(
+            next_page(&base, &page("http://hapi:8080/fhir/Patient?_page=2")).as_deref(),
+            Some("Patient?_page=2")
+        );
+        assert_eq!(next_page(&base, &page("http://evil.example/fhir?_getpages=abc")), None);
+        assert_eq!(next_page(&base, &page("http://hapi:8080/fhirx/Patient")), None);
+        assert_eq!(next_page(&base, &json!({"link": [{"relation": "self", "url": "x"}]})), None);
+    }
+
+    #[test]
     fn fhir_ids_follow_the_spec() {
         assert!(is_valid_id("3f2a1c9e-1b2c-4d5e-8f90-123456789abc"));
         assert!(is_valid_id("a.b-C9"));
@@ -185,6 +312,7 @@ mod tests {
         assert!(!is_valid_id("has space"));
         assert!(!is_valid_id("under_score"));
         assert!(!is_valid_id(&"x".repeat(65)));
+        assert!(!is_valid_id(".") && !is_valid_id("..") && !is_valid_id("..."));
     }
 
     #[test]

@@ -2,23 +2,45 @@
 //! crate that does it), behind small non-generic functions taking and returning
 //! `serde_json::Value`. Its own JSON *text* parser is broken in lax mode, so text is always
 //! parsed with serde_json first.
+//!
+//! fhirbolt panics on some inputs (an empty JSON array such as `"telecom": []` panics inside its
+//! deserializer) and recurses once per nesting level. So every call here runs under
+//! `catch_unwind` (a panic becomes an error naming no value) on input whose nesting the caller
+//! has bounded (`crate::limits`). The request path checks JSON with the base R4 validator
+//! (`super::base`) instead; fhirbolt parses XML, and is the second opinion of `validate`, the
+//! tests and the fuzzers.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use fhirbolt::model::r4::Resource;
 use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
 use serde_json::Value;
 
+/// Runs `f`, turning a panic inside fhirbolt into an error. Its message is not kept: fhirbolt's
+/// panic messages can quote the input.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err("the FHIR model could not read this resource (its parser failed on it)".into()))
+}
+
 /// Checks that `resource` is structurally valid R4 (known elements, right JSON types, required
 /// elements present) by parsing it strictly into the typed model. Returns fhirbolt's message.
 pub fn check_structure(resource: &Value) -> Result<(), String> {
+    crate::limits::check_json_depth(resource).map_err(|e| e.to_string())?;
     let config = DeserializationConfig { mode: DeserializationMode::Strict };
-    fhirbolt::json::from_json_value::<Resource>(resource.clone(), Some(config)).map(drop).map_err(|e| e.to_string())
+    guarded(|| {
+        fhirbolt::json::from_json_value::<Resource>(resource.clone(), Some(config)).map(drop).map_err(|e| e.to_string())
+    })
 }
 
 /// A FHIR R4 resource in XML (`application/fhir+xml`) as FHIR JSON, through the typed model.
 pub fn xml_to_json(text: &str) -> Result<Value, String> {
+    crate::limits::check_xml_depth(text).map_err(|e| e.to_string())?;
     let config = DeserializationConfig { mode: DeserializationMode::Strict };
-    let resource: Resource = fhirbolt::xml::from_str(text, Some(config)).map_err(|e| e.to_string())?;
-    fhirbolt::json::to_json_value(resource, None).map_err(|e| e.to_string())
+    guarded(|| {
+        let resource: Resource = fhirbolt::xml::from_str(text, Some(config)).map_err(|e| e.to_string())?;
+        fhirbolt::json::to_json_value(resource, None).map_err(|e| e.to_string())
+    })
 }
 
 #[cfg(test)]
@@ -57,5 +79,22 @@ mod tests {
         let obs: Value = serde_json::from_str(text).unwrap();
         assert_eq!(obs["valueQuantity"]["value"].to_string(), "61.2500000000000000001");
         assert!(check_structure(&obs).is_ok());
+    }
+
+    #[test]
+    fn a_panic_inside_fhirbolt_is_an_error() {
+        // fhirbolt 0.4 panics on an empty array; the caller gets an error, the process lives on.
+        let err = check_structure(&serde_json::json!({"resourceType": "Patient", "telecom": []})).unwrap_err();
+        assert!(err.contains("could not read"), "{err}");
+    }
+
+    #[test]
+    fn deep_xml_is_refused_before_fhirbolt_recurses() {
+        let deep = format!(
+            "<Patient xmlns=\"http://hl7.org/fhir\">{}{}</Patient>",
+            "<extension url=\"u\">".repeat(700),
+            "</extension>".repeat(700)
+        );
+        assert!(xml_to_json(&deep).unwrap_err().contains("nested more than"));
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
+use crate::json::JsonExt;
 use serde_json::Value;
 
 /// Canonical base of this project's profiles and extensions.
@@ -30,6 +31,11 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../fhir-profiles/StructureDefinition-cht-observation.json"),
     ),
     ("StructureDefinition-cht-task.json", include_str!("../../fhir-profiles/StructureDefinition-cht-task.json")),
+    (
+        "StructureDefinition-birth-date-approximate.json",
+        include_str!("../../fhir-profiles/StructureDefinition-birth-date-approximate.json"),
+    ),
+    ("StructureDefinition-cht-lineage.json", include_str!("../../fhir-profiles/StructureDefinition-cht-lineage.json")),
     ("ValueSet-administrative-gender.json", include_str!("../../fhir-profiles/ValueSet-administrative-gender.json")),
     ("ValueSet-task-status.json", include_str!("../../fhir-profiles/ValueSet-task-status.json")),
     ("ValueSet-request-priority.json", include_str!("../../fhir-profiles/ValueSet-request-priority.json")),
@@ -64,12 +70,15 @@ pub struct Profile {
 /// All profiles by canonical URL.
 pub struct Profiles {
     pub by_url: BTreeMap<String, Profile>,
+    /// The mediator's extensions: URL → the types its `value[x]` may take (`Identifier`, `boolean`).
+    pub extensions: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The embedded profiles, parsed once. The files are part of the build and a test parses them,
 /// so a broken file is a build defect, caught before release.
 pub fn profiles() -> &'static Profiles {
     static PROFILES: OnceLock<Profiles> = OnceLock::new();
+    #[allow(clippy::panic)] // see above: compiled-in data, parsed by every test run before a release
     PROFILES.get_or_init(|| parse(FILES).unwrap_or_else(|e| panic!("fhir-profiles: {e}")))
 }
 
@@ -80,7 +89,9 @@ fn parse(files: &[(&str, &str)]) -> Result<Profiles, String> {
         .collect::<Result<_, _>>()?;
     let mut value_sets = BTreeMap::new();
     for (_, doc) in docs.iter().filter(|(_, d)| d["resourceType"] == "ValueSet") {
-        let codes: BTreeSet<String> = doc["compose"]["include"]
+        let codes: BTreeSet<String> = doc
+            .at("compose")
+            .at("include")
             .as_array()
             .into_iter()
             .flatten()
@@ -90,16 +101,38 @@ fn parse(files: &[(&str, &str)]) -> Result<Profiles, String> {
         value_sets.insert(doc["url"].as_str().unwrap_or_default().to_owned(), codes);
     }
     let mut by_url = BTreeMap::new();
+    let mut extensions = BTreeMap::new();
     for (name, doc) in docs.iter().filter(|(_, d)| d["resourceType"] == "StructureDefinition") {
+        if doc["type"] == "Extension" {
+            let url = doc["url"].as_str().ok_or(format!("{name}: no url"))?.to_owned();
+            let elements = doc.at("differential").at("element").as_array().cloned().unwrap_or_default();
+            let value = elements.iter().find(|e| e["path"] == "Extension.value[x]");
+            let types: BTreeSet<String> = value
+                .map(|e| {
+                    e.at("type")
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| t["code"].as_str())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if types.is_empty() {
+                return Err(format!("{name}: Extension.value[x] names no type"));
+            }
+            extensions.insert(url, types);
+            continue;
+        }
         let mut rules = Vec::new();
-        for element in doc["differential"]["element"].as_array().into_iter().flatten() {
+        for element in doc.at("differential").at("element").as_array().into_iter().flatten() {
             rules.push(rule(name, element, &value_sets)?);
         }
         let url = doc["url"].as_str().ok_or(format!("{name}: no url"))?.to_owned();
         let resource_type = doc["type"].as_str().ok_or(format!("{name}: no type"))?.to_owned();
         by_url.insert(url.clone(), Profile { url, resource_type, rules });
     }
-    Ok(Profiles { by_url })
+    Ok(Profiles { by_url, extensions })
 }
 
 fn rule(file: &str, element: &Value, value_sets: &BTreeMap<String, BTreeSet<String>>) -> Result<ElementRule, String> {
@@ -129,7 +162,7 @@ fn rule(file: &str, element: &Value, value_sets: &BTreeMap<String, BTreeSet<Stri
         fixed: prefixed("fixed"),
         pattern: prefixed("pattern"),
         required_codes,
-        primitive: element["type"][0]["code"].as_str().map(str::to_owned),
+        primitive: element.at("type").nth(0).at("code").as_str().map(str::to_owned),
         path,
     })
 }
@@ -148,6 +181,8 @@ mod tests {
         let status = task.rules.iter().find(|r| r.path == "Task.status").unwrap();
         assert!(status.required_codes.as_ref().unwrap().contains("completed"));
         assert!(url_base_matches_files());
+        assert_eq!(p.extensions[LINEAGE].iter().collect::<Vec<_>>(), ["Identifier"]);
+        assert_eq!(p.extensions[BIRTH_DATE_APPROXIMATE].iter().collect::<Vec<_>>(), ["boolean"]);
     }
 
     fn url_base_matches_files() -> bool {

@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use super::profiles::{ElementRule, Profile, profiles};
+use crate::json::JsonExt;
 
 /// One validation problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +27,7 @@ impl std::fmt::Display for Violation {
 /// Validates `resource` against the profile it declares in `meta.profile` (one of ours).
 pub fn validate(resource: &Value) -> Result<(), Vec<Violation>> {
     let kind = resource["resourceType"].as_str().unwrap_or_default();
-    let declared = resource["meta"]["profile"].as_array().into_iter().flatten().filter_map(Value::as_str);
+    let declared = resource.at("meta").at("profile").as_array().into_iter().flatten().filter_map(Value::as_str);
     let profile = declared.filter_map(|url| profiles().by_url.get(url)).next();
     let Some(profile) = profile else {
         return Err(vec![Violation {
@@ -48,13 +49,63 @@ pub fn validate_against(resource: &Value, profile: &Profile) -> Result<(), Vec<V
     for rule in &profile.rules {
         check_rule(resource, rule, &mut violations);
     }
+    check_extensions(resource, &profile.resource_type, &mut violations);
     if violations.is_empty() { Ok(()) } else { Err(violations) }
+}
+
+/// Every use of one of the mediator's extensions, wherever it is (a primitive's `_birthDate`
+/// included, named by its element: `Patient.birthDate.extension[0]`), carries exactly one value
+/// of a type its definition allows.
+fn check_extensions(value: &Value, path: &str, out: &mut Vec<Violation>) {
+    match value {
+        Value::Object(object) => {
+            for (key, child) in object {
+                let name = key.strip_prefix('_').unwrap_or(key);
+                if matches!(name, "extension" | "modifierExtension") {
+                    for (i, extension) in child.as_array().into_iter().flatten().enumerate() {
+                        check_extension(extension, &format!("{path}.{name}[{i}]"), out);
+                    }
+                }
+                check_extensions(child, &format!("{path}.{name}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_extensions(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_extension(extension: &Value, path: &str, out: &mut Vec<Violation>) {
+    let url = extension.at("url").as_str().unwrap_or_default();
+    let Some(allowed) = profiles().extensions.get(url) else { return };
+    let values: Vec<&str> = extension
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, _)| k.strip_prefix("value").filter(|t| t.starts_with(|c: char| c.is_ascii_uppercase())))
+        .collect();
+    let allowed_here = |t: &str| allowed.iter().any(|a| a.eq_ignore_ascii_case(t));
+    match values.as_slice() {
+        [one] if allowed_here(one) => {}
+        _ => out.push(Violation {
+            path: path.to_owned(),
+            message: format!(
+                "extension {url} takes one value of type {}",
+                allowed.iter().cloned().collect::<Vec<_>>().join(" or ")
+            ),
+        }),
+    }
 }
 
 fn check_rule(resource: &Value, rule: &ElementRule, out: &mut Vec<Violation>) {
     let segments: Vec<&str> = rule.path.split('.').collect();
-    let (last, parents) = segments[1..].split_last().expect("paths have at least two segments");
-    for (parent_path, parent) in instances(resource, segments[0].to_owned(), parents) {
+    // A rule on the resource itself (`Patient`) has no element to check here.
+    let Some((root, elements)) = segments.split_first() else { return };
+    let Some((last, parents)) = elements.split_last() else { return };
+    for (parent_path, parent) in instances(resource, (*root).to_owned(), parents) {
         let children = children(parent, last);
         let count = children.len();
         if count < rule.min {
@@ -147,67 +198,38 @@ fn contains(value: &Value, pattern: &Value) -> bool {
     }
 }
 
-fn is_absolute_uri(s: &str) -> bool {
+pub fn is_absolute_uri(s: &str) -> bool {
     let Some((scheme, rest)) = s.split_once(':') else { return false };
     !rest.is_empty()
         && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
         && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
 }
 
-/// Formats of the primitive types the profiles use.
+/// Formats of the primitive types the profiles use (the base R4 rules); other type codes (data
+/// types such as `Identifier`) have no format of their own here.
 pub fn check_primitive(kind: &str, value: &Value) -> Result<(), String> {
-    let text = |v: &Value| v.as_str().map(str::to_owned).ok_or_else(|| format!("must be a {kind} string, got {v}"));
-    match kind {
-        "string" | "markdown" => {
-            text(value).and_then(|s| if s.trim().is_empty() { Err("must not be empty".into()) } else { Ok(()) })
-        }
-        "code" => text(value).and_then(|s| {
-            if s.is_empty() || s.trim() != s { Err(format!("{s:?} is not a valid code")) } else { Ok(()) }
-        }),
-        "uri" => text(value).and_then(|s| {
-            if s.is_empty() || s.contains(char::is_whitespace) {
-                Err(format!("{s:?} is not a valid URI"))
-            } else {
-                Ok(())
-            }
-        }),
-        "id" => text(value).and_then(|s| {
-            if super::client::is_valid_id(&s) { Ok(()) } else { Err(format!("{s:?} is not a valid id")) }
-        }),
-        "date" => text(value).and_then(|s| {
-            if is_date(&s) { Ok(()) } else { Err(format!("{s:?} is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)")) }
-        }),
-        "dateTime" => text(value)
-            .and_then(|s| if is_date_time(&s, false) { Ok(()) } else { Err(format!("{s:?} is not a FHIR dateTime")) }),
-        "instant" => text(value)
-            .and_then(|s| if is_date_time(&s, true) { Ok(()) } else { Err(format!("{s:?} is not a FHIR instant")) }),
-        "boolean" if value.is_boolean() => Ok(()),
-        "integer" if value.as_i64().is_some() => Ok(()),
-        "decimal" if value.is_number() => Ok(()),
-        "boolean" | "integer" | "decimal" => Err(format!("must be a {kind}, got {value}")),
-        _ => Ok(()),
-    }
-}
-
-fn is_date(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    let digits = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_digit());
-    match parts.as_slice() {
-        [y] => digits(y, 4),
-        [y, m] => digits(y, 4) && digits(m, 2) && (1..=12).contains(&m.parse::<u32>().unwrap_or(0)),
-        [y, m, d] => {
-            digits(y, 4) && digits(m, 2) && digits(d, 2) && chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
-        }
-        _ => false,
-    }
-}
-
-/// FHIR dateTime: a date, or a full date-time with a time zone; `instant` requires the latter.
-fn is_date_time(s: &str, instant: bool) -> bool {
-    match s.split_once('T') {
-        None => !instant && is_date(s),
-        Some(_) => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
-    }
+    const PRIMITIVES: &[&str] = &[
+        "boolean",
+        "integer",
+        "unsignedInt",
+        "positiveInt",
+        "decimal",
+        "string",
+        "markdown",
+        "code",
+        "id",
+        "uri",
+        "url",
+        "canonical",
+        "oid",
+        "uuid",
+        "date",
+        "dateTime",
+        "instant",
+        "time",
+        "base64Binary",
+    ];
+    if PRIMITIVES.contains(&kind) { super::base::primitive::check(kind, value) } else { Ok(()) }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         let bytes = read_body(request, state).await?;
         let value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}"), None))?;
+        crate::limits::check_json_depth(&value).map_err(|e| ApiError::bad_request(e.to_string(), None))?;
         Ok(Self(value))
     }
 }
@@ -57,6 +58,7 @@ impl<S: Send + Sync> FromRequest<S> for FhirBody {
         let bytes = read_body(request, state).await?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|e| ApiError::bad_request(format!("request body is not UTF-8: {e}"), None))?;
+        // xml_to_json bounds the nesting before fhirbolt recurses, and turns its panics into errors.
         let value = crate::fhir::model::xml_to_json(text)
             .map_err(|e| ApiError::bad_request(format!("not a valid FHIR R4 XML resource: {e}"), None))?;
         Ok(Self(value))
@@ -70,16 +72,28 @@ fn media_type(request: &Request) -> (String, String) {
     (content_type.to_owned(), essence)
 }
 
-/// The raw body within the configured limit.
+/// How long a request body may take to arrive (`BODY_READ_TIMEOUT_MS`); put on each request by
+/// the request-context middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimeout(pub std::time::Duration);
+
+/// The raw body within the configured limit, arrived within [`BodyReadTimeout`] (else 408: a
+/// client that stops sending must not hold a worker until the whole-request budget runs out).
 pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(request, state).await.map_err(|rejection| {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::bad_request(format!("could not read the request body: {rejection}"), None)
+    let timeout = request.extensions().get::<BodyReadTimeout>().map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
+    let read = Bytes::from_request(request, state);
+    match tokio::time::timeout(timeout, read).await {
+        Err(_) => Err(ApiError::RequestTimeout),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(rejection)) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ApiError::PayloadTooLarge)
         }
-    })
+        Ok(Err(rejection)) => Err(ApiError::bad_request(format!("could not read the request body: {rejection}"), None)),
+    }
 }
+
+/// Used where no middleware set one (unit tests of handlers).
+const DEFAULT_BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The request's [`CallContext`], always present behind the request-context middleware.
 pub struct Ctx(pub CallContext);

@@ -20,7 +20,9 @@ use chrono::Utc;
 use tracing::Instrument;
 
 use crate::error::{ApiError, outcome_response};
-use crate::metrics::HttpLabels;
+use crate::http::extract::BodyReadTimeout;
+use crate::json::JsonExt;
+use crate::metrics::{HttpLabels, method_label};
 use crate::openhim::envelope::{self, Envelope, ResponseRecord, TransactionStatus, timestamp};
 use crate::state::AppState;
 use crate::upstream::{CallContext, TRANSACTION_HEADER};
@@ -39,14 +41,22 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     let request_id = transaction_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     // Route patterns, not raw paths: paths can carry identifiers, and metrics need bounded labels.
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     // ERROR level only so that no LOG_LEVEL filters the span out: every line logged while the
     // request runs (warnings included) must carry its request id.
-    let span = tracing::error_span!("request", request_id = %request_id, method = %method, route = %route);
+    let span = tracing::error_span!("request", request_id = %request_id, method, route = %route);
     request.extensions_mut().insert(CallContext::new(request_id.clone(), transaction_id));
+    request.extensions_mut().insert(BodyReadTimeout(state.settings.server.body_read_timeout));
 
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = match declared_too_large(&request, state.settings.server.body_limit_bytes) {
+        // Said up front: answer now, instead of waiting for a body that may never come.
+        true => span.in_scope(|| closing(ApiError::PayloadTooLarge.into_response())),
+        false => next.run(request).instrument(span.clone()).await,
+    };
+    if response.status() == StatusCode::REQUEST_TIMEOUT {
+        response = closing(response);
+    }
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     span.in_scope(|| tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished"));
@@ -54,6 +64,18 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    response
+}
+
+/// A `Content-Length` above the body limit.
+fn declared_too_large(request: &Request, limit: usize) -> bool {
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+    declared.and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|n| n > limit as u64)
+}
+
+/// `response` with `Connection: close`: the client's body is unread, the connection is not reusable.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -83,7 +105,7 @@ pub async fn openhim_envelope(State(state): State<AppState>, request: Request, n
     let transient = parts.status.is_server_error();
     let diagnostics = serde_json::from_str::<serde_json::Value>(&record.body)
         .ok()
-        .and_then(|b| b["issue"][0]["diagnostics"].as_str().map(str::to_owned))
+        .and_then(|b| b.at("issue").nth(0).at("diagnostics").as_str().map(str::to_owned))
         .unwrap_or_else(|| format!("HTTP {}", parts.status.as_u16()));
     let mut envelope =
         Envelope::new(&state.urn, record, status_override).with_orchestrations(ctx.take_orchestrations());
@@ -117,11 +139,14 @@ pub async fn route_credentials(State(state): State<AppState>, request: Request, 
     if OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
+    // The scheme is case-insensitive (RFC 9110 §11.1): `basic`, `BASIC` and `Basic` alike.
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "));
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, credentials)| credentials);
     let expected = {
         use base64::Engine;
         use secrecy::ExposeSecret;
@@ -143,13 +168,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     sha2::Sha256::digest(a) == sha2::Sha256::digest(b)
 }
 
-/// Body of a panic answer: a 500 `OperationOutcome`, the panic message only in the log.
-pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "unknown panic".into());
-    tracing::error!(panic = %message, "handler panicked");
-    outcome_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::Internal(message).outcome())
+/// Body of a panic answer: a 500 `OperationOutcome`. The panic message is neither logged nor
+/// answered (it can quote request data); the panic hook ([`crate::telemetry::install_panic_hook`])
+/// has already logged where it happened.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked; answered 500");
+    outcome_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::Internal(String::new()).outcome())
 }

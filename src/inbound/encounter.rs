@@ -16,81 +16,166 @@ use crate::conversions::ids::resource_id;
 use crate::conversions::patient::person_to_patient;
 use crate::conversions::report::{ReportInput, TaskSpec, build, close_task, parse_report};
 use crate::error::ApiError;
-use crate::fhir::client::{delete_entry, put_entry};
+use crate::fhir::store::KEY_SYSTEM;
+use crate::fhir::transaction::{Key, Write};
+use crate::json::JsonExt;
 use crate::settings::LiveConfig;
 use crate::state::AppState;
 use crate::upstream::CallContext;
+
+/// Tries of a report whose follow-up Task changed between its read and the write (another copy,
+/// the requester): each re-reads the Task and applies the outcome to what it now is.
+const TASK_ATTEMPTS: u32 = 3;
 
 pub async fn write(state: &AppState, ctx: &CallContext, payload: &Value) -> Result<Outcome, Failure> {
     let live = state.live.current();
     let forms = &state.settings.forms;
     let input = parse_report(payload, forms)?;
-    let (patient_id, new_patient) = resolve_patient(state, ctx, &live, &input.subject).await?;
+    let (patient_id, new_patient) =
+        resolve_patient(state, ctx, &live, &input.subject, input.subject_doc.as_ref()).await?;
     let resources = build(&input, &patient_id, &live.identifiers, forms);
+    let encounter_key = Key::new(&live.identifiers.document_id, &input.id);
+    let encounter_id = resources.encounter.at("id").as_str().unwrap_or_default().to_owned();
 
-    let mut writes: Vec<Value> = Vec::new();
-    writes.extend(new_patient);
-    writes.push(resources.encounter.clone());
-    writes.extend(resources.observations.iter().cloned());
-    let task = task_change(state, ctx, &live, &input, resources.referral).await?;
-    if let Some(change) = &task {
-        writes.push(change.task.clone());
+    let mut writes: Vec<Write> = Vec::new();
+    if let Some(patient) = &new_patient {
+        writes.push(Write::Upsert { resource: patient.clone(), key: patient_key(patient, &live) });
     }
-    for resource in &writes {
-        conforms(resource)?;
+    writes.push(Write::Upsert { resource: resources.encounter.clone(), key: encounter_key.clone() });
+    for observation in &resources.observations {
+        let id = observation.at("id").as_str().unwrap_or_default();
+        writes.push(Write::Upsert { resource: observation.clone(), key: Key::new(KEY_SYSTEM, id) });
     }
+    for write in &writes {
+        if let Write::Upsert { resource, .. } = write {
+            conforms(resource)?;
+        }
+    }
+    writes.extend(stale_observations(state, ctx, &live, &encounter_key, &encounter_id, &resources.observations).await?);
 
-    let encounter_id = resources.encounter["id"].as_str().unwrap_or_default().to_owned();
-    let current: std::collections::BTreeSet<&str> =
-        resources.observations.iter().filter_map(|o| o["id"].as_str()).collect();
+    let mut attempt = 1;
+    loop {
+        let task = task_change(state, ctx, &live, &input, resources.referral.clone()).await?;
+        let mut all = writes.clone();
+        if let Some(change) = &task {
+            conforms(change.resource())?;
+            all.push(change.write.clone());
+        }
+        match state.fhir.write_atomically(ctx, &live, &all).await {
+            Ok(response) => {
+                if let Some(TaskChange { write: Write::Update { resource, .. }, newly_closed: true, .. }) = task {
+                    // Only when this report closed it: a redelivery does not call the requester again.
+                    crate::outbound::notify::spawn(state.clone(), resource);
+                }
+                tracing::info!(
+                    encounter = %encounter_id,
+                    observations = resources.observations.len(),
+                    stale_observations_removed = all.iter().filter(|w| matches!(w, Write::Delete { .. })).count(),
+                    patient_fetched_from_cht = new_patient.is_some(),
+                    "report written"
+                );
+                return Ok(Outcome::Written { status: 200, body: response });
+            }
+            // The Task moved on since it was read (another copy, the requester): read it again
+            // and apply the outcome to what it now is.
+            Err(e) if attempt < TASK_ATTEMPTS && task.as_ref().is_some_and(|t| t.version.is_some()) => {
+                let moved = match &task {
+                    Some(TaskChange { write: Write::Update { resource, .. }, version, .. }) => {
+                        let id = resource.at("id").as_str().unwrap_or_default();
+                        let now = state.fhir.client().read(ctx, &live.fhir, "Task", id).await?;
+                        now.as_ref().and_then(version_of) != *version
+                    }
+                    _ => false,
+                };
+                if !moved {
+                    return Err(e.into());
+                }
+                tracing::info!(attempt, "the follow-up Task changed while the report was written; applying it again");
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The key of a Patient the mediator built: its CHT document identifier.
+pub(crate) fn patient_key(patient: &Value, live: &LiveConfig) -> Key {
+    let system = &live.identifiers.document_id;
+    let value = patient
+        .at("identifier")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i.at("system") == system.as_str())
+        .and_then(|i| i.at("value").as_str())
+        .unwrap_or_default();
+    Key::new(system, value)
+}
+
+/// Deletes of the Observations the server has for this report that it no longer holds (a shrunk
+/// report leaves no stale answers behind). Current ones are known by id (client ids) or key.
+async fn stale_observations(
+    state: &AppState,
+    ctx: &CallContext,
+    live: &LiveConfig,
+    encounter_key: &Key,
+    encounter_id: &str,
+    current: &[Value],
+) -> Result<Vec<Write>, Failure> {
+    let Some(server_id) = state.fhir.server_id(ctx, live, "Encounter", encounter_key, encounter_id).await? else {
+        return Ok(Vec::new());
+    };
+    let current: std::collections::BTreeSet<&str> = current.iter().filter_map(|o| o.at("id").as_str()).collect();
     let existing = state
         .fhir
-        .search(ctx, &live.fhir, "Observation", &[("encounter", &format!("Encounter/{encounter_id}"))])
+        .client()
+        .search(ctx, &live.fhir, "Observation", &[("encounter", &format!("Encounter/{server_id}"))])
         .await?;
-    let stale: Vec<String> = existing
+    let key_of = |o: &Value| -> Option<String> {
+        o.at("identifier")
+            .as_array()?
+            .iter()
+            .find(|i| i.at("system") == KEY_SYSTEM)?
+            .at("value")
+            .as_str()
+            .map(str::to_owned)
+    };
+    Ok(existing
         .iter()
-        .filter_map(|o| o["id"].as_str())
-        .filter(|id| !current.contains(id))
-        .map(str::to_owned)
-        .collect();
-
-    let mut entries: Vec<Value> = writes.iter().map(|r| put_entry(&live.fhir.url, r)).collect();
-    entries.extend(stale.iter().map(|id| delete_entry("Observation", id)));
-    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
-    let response = state.fhir.transaction(ctx, &live.fhir, &bundle).await?;
-    if let Some(TaskChange { task, newly_closed: true }) = task {
-        // Only when this report closed it: a redelivery does not call the requester again.
-        crate::outbound::notify::spawn(state.clone(), task);
-    }
-    tracing::info!(
-        encounter = %encounter_id,
-        observations = resources.observations.len(),
-        stale_observations_removed = stale.len(),
-        patient_fetched_from_cht = writes[0]["resourceType"] == "Patient",
-        "report written"
-    );
-    Ok(Outcome::Written { status: 200, body: response })
+        .filter(|o| {
+            let by_id = o.at("id").as_str().is_some_and(|id| current.contains(id));
+            let by_key = key_of(o).is_some_and(|k| current.contains(k.as_str()));
+            !by_id && !by_key
+        })
+        .filter_map(|o| o.at("id").as_str())
+        .map(|id| Write::Delete { kind: "Observation".into(), id: id.to_owned() })
+        .collect())
 }
 
 /// The FHIR id of the report's patient, and the Patient to write first when FHIR lacks it.
-async fn resolve_patient(
+pub(crate) async fn resolve_patient(
     state: &AppState,
     ctx: &CallContext,
     live: &LiveConfig,
     subject: &str,
+    pushed: Option<&Value>,
 ) -> Result<(String, Option<Value>), Failure> {
-    let by_id = resource_id(subject);
-    if state.fhir.read(ctx, &live.fhir, "Patient", &by_id).await?.is_some() {
-        return Ok((by_id, None));
+    let by_cht_id = Key::new(&live.identifiers.document_id, subject);
+    if let Some(found) = state.fhir.find(ctx, live, "Patient", &by_cht_id, Some(&resource_id(subject))).await? {
+        return Ok((found.at("id").as_str().unwrap_or_default().to_owned(), None));
     }
-    let identifier = format!("{}|{subject}", live.identifiers.patient_id);
-    if let Some(found) = state.fhir.search(ctx, &live.fhir, "Patient", &[("identifier", &identifier)]).await?.first() {
-        return Ok((found["id"].as_str().unwrap_or_default().to_owned(), None));
+    let by_short_code = Key::new(&live.identifiers.patient_id, subject);
+    if let Some(found) = state.fhir.find(ctx, live, "Patient", &by_short_code, None).await? {
+        return Ok((found.at("id").as_str().unwrap_or_default().to_owned(), None));
     }
     // Not in FHIR yet: CHT pushes have no order, the person's own push may still be coming.
-    let person = match state.cht.person(ctx, &live.cht, subject).await? {
-        Some(doc) => Some(doc),
-        None => state.cht.person_by_patient_id(ctx, &live.cht, subject).await?,
+    // The push may carry it hydrated (`doc.patient`): no need to ask CHT.
+    let person = match pushed {
+        Some(doc) => Some(doc.clone()),
+        None => match state.cht.person(ctx, &live.cht, subject).await? {
+            Some(doc) => Some(doc),
+            None => state.cht.person_by_patient_id(ctx, &live.cht, subject).await?,
+        },
     };
     let Some(person) = person else {
         return Err(Failure::Transient(ApiError::ServiceUnavailable(format!(
@@ -104,16 +189,31 @@ async fn resolve_patient(
         ))
     })?;
     tracing::info!(
-        patient = patient["id"].as_str().unwrap_or_default(),
+        patient = patient.at("id").as_str().unwrap_or_default(),
         "patient fetched from CHT ahead of its own push"
     );
-    Ok((patient["id"].as_str().unwrap_or_default().to_owned(), Some(patient)))
+    Ok((patient.at("id").as_str().unwrap_or_default().to_owned(), Some(patient)))
 }
 
-/// A Task this report writes; `newly_closed` when it closes a follow-up that was still open.
+/// The Task write this report makes; `newly_closed` when it closes a follow-up that was still open.
 struct TaskChange {
-    task: Value,
+    write: Write,
+    /// The version of the Task read, when the write updates one the server has.
+    version: Option<String>,
     newly_closed: bool,
+}
+
+impl TaskChange {
+    fn resource(&self) -> &Value {
+        match &self.write {
+            Write::Upsert { resource, .. } | Write::Update { resource, .. } => resource,
+            Write::Delete { .. } => &Value::Null,
+        }
+    }
+}
+
+fn version_of(resource: &Value) -> Option<String> {
+    resource.at("meta").at("versionId").as_str().map(str::to_owned)
 }
 
 /// The Task to write with this report, if any.
@@ -128,32 +228,33 @@ async fn task_change(
         None => Ok(None),
         Some(TaskSpec::Referral { .. }) => {
             let Some(mut task) = referral else { return Ok(None) };
-            let id = task["id"].as_str().unwrap_or_default().to_owned();
+            let id = task.at("id").as_str().unwrap_or_default().to_owned();
+            let key = Key::new(&live.identifiers.document_id, &input.id);
             // A redelivered referral must not pull a Task someone has moved along back to `requested`.
-            if let Some(existing) = state.fhir.read(ctx, &live.fhir, "Task", &id).await? {
-                for key in ["status", "businessStatus", "output", "owner", "lastModified"] {
-                    if let Some(v) = existing.get(key) {
-                        task[key] = v.clone();
-                    }
+            let Some(existing) = state.fhir.find(ctx, live, "Task", &key, Some(&id)).await? else {
+                let write = Write::Upsert { resource: task, key };
+                return Ok(Some(TaskChange { write, version: None, newly_closed: false }));
+            };
+            for key in ["status", "businessStatus", "output", "owner", "lastModified"] {
+                if let Some(v) = existing.get(key) {
+                    task.set(key, v.clone());
                 }
             }
-            Ok(Some(TaskChange { task, newly_closed: false }))
+            task.set("id", existing.at("id").clone());
+            let version = version_of(&existing);
+            let write = Write::Update { resource: task, version: version.clone() };
+            Ok(Some(TaskChange { write, version, newly_closed: false }))
         }
         Some(TaskSpec::FollowUpOutcome { task_id, source_id, status, outcome }) => {
             let mut task = None;
             if let Some(id) = task_id {
-                task = state.fhir.read(ctx, &live.fhir, "Task", id).await?;
+                task = state.fhir.client().read(ctx, &live.fhir, "Task", id).await?;
             }
             if task.is_none()
                 && let Some(source) = source_id
             {
-                let identifier = format!("{}|{source}", live.identifiers.document_id);
-                task = state
-                    .fhir
-                    .search(ctx, &live.fhir, "Task", &[("identifier", &identifier)])
-                    .await?
-                    .into_iter()
-                    .next();
+                let key = Key::new(&live.identifiers.document_id, source);
+                task = state.fhir.find(ctx, live, "Task", &key, None).await?;
             }
             let Some(task) = task else {
                 let named = task_id.as_deref().or(source_id.as_deref()).unwrap_or_default();
@@ -163,11 +264,11 @@ async fn task_change(
                 )));
             };
             let encounter_id = resource_id(&input.id);
-            let newly_closed = !matches!(task["status"].as_str(), Some("completed" | "failed" | "cancelled"));
-            Ok(Some(TaskChange {
-                task: close_task(&task, status, outcome, &encounter_id, &input.reported),
-                newly_closed,
-            }))
+            let newly_closed = !matches!(task.at("status").as_str(), Some("completed" | "failed" | "cancelled"));
+            let version = version_of(&task);
+            let closed = close_task(&task, status, outcome, &encounter_id, &input.reported);
+            let write = Write::Update { resource: closed, version: version.clone() };
+            Ok(Some(TaskChange { write, version, newly_closed }))
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod encounter;
 pub mod patient;
+pub mod reference;
 
 use serde_json::Value;
 
@@ -14,6 +15,7 @@ use crate::conversions::ConversionError;
 use crate::error::ApiError;
 use crate::fhir::client::FhirError;
 use crate::fhir::operation_outcome::{Issue, OperationOutcome, Severity};
+use crate::json::JsonExt;
 use crate::state::AppState;
 use crate::upstream::CallContext;
 
@@ -22,18 +24,34 @@ use crate::upstream::CallContext;
 pub enum Endpoint {
     Patient,
     Encounter,
+    /// `/patient`: the reference mediator's ready-made Patient.
+    ReferencePatient,
+    /// `/encounter`: the reference mediator's ready-made Encounter.
+    ReferenceEncounter,
 }
 
 impl Endpoint {
+    const ALL: [Self; 4] = [Self::Patient, Self::Encounter, Self::ReferencePatient, Self::ReferenceEncounter];
+
     pub fn path(self) -> &'static str {
         match self {
             Self::Patient => "/cht/patient",
             Self::Encounter => "/cht/encounter",
+            Self::ReferencePatient => "/patient",
+            Self::ReferenceEncounter => "/encounter",
         }
     }
 
     pub fn from_path(path: &str) -> Option<Self> {
-        [Self::Patient, Self::Encounter].into_iter().find(|e| e.path() == path)
+        Self::ALL.into_iter().find(|e| e.path() == path)
+    }
+
+    /// The `kind` label of `conversions_total`.
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Patient | Self::ReferencePatient => "patient",
+            Self::Encounter | Self::ReferenceEncounter => "encounter",
+        }
     }
 }
 
@@ -98,46 +116,43 @@ impl From<FhirError> for Failure {
         match e {
             FhirError::Transient(e) => Self::Transient(e),
             FhirError::Rejected { status, outcome } => {
-                let said = outcome["issue"][0]["diagnostics"].as_str().unwrap_or("no OperationOutcome");
+                let said = crate::fhir::transaction::outcome_reason(&outcome);
                 Self::Permanent(Permanent::one(
                     format!("the FHIR server refused the resources ({status}): {said}"),
                     None,
                 ))
             }
+            FhirError::Invalid(why) => Self::Permanent(Permanent::one(why, None)),
+            FhirError::VersionConflict => Self::Transient(ApiError::BadGateway { target: "FHIR server", status: 412 }),
         }
     }
 }
 
-/// Checks a resource against fhirbolt's strict R4 model and, when it declares one of the
-/// mediator's profiles (everything the mediator builds does), against that profile. A resource
-/// it only updates (e.g. a Task another system created) is not held to the mediator's profiles.
+/// Checks a resource against base R4 and, when it declares one of the mediator's profiles
+/// (everything the mediator builds does), against that profile. A resource it only updates (e.g.
+/// a Task another system created) is held to base R4 only.
 pub fn conforms(resource: &Value) -> Result<(), Failure> {
-    let kind = resource["resourceType"].as_str().unwrap_or("resource");
-    let ours = resource["meta"]["profile"].as_array().is_some_and(|p| {
+    let ours = resource.at("meta").at("profile").as_array().is_some_and(|p| {
         p.iter().filter_map(Value::as_str).any(|url| url.starts_with(crate::fhir::profiles::CANONICAL_BASE))
     });
-    let profile_check = if ours { crate::fhir::validate::validate(resource) } else { Ok(()) };
-    let mut issues: Vec<Issue> = match profile_check {
-        Ok(()) => Vec::new(),
-        Err(violations) => violations
-            .into_iter()
-            .map(|v| Issue {
-                severity: Severity::Error,
-                code: "invariant",
-                diagnostics: v.to_string(),
-                expression: vec![v.path],
-            })
-            .collect(),
-    };
-    if let Err(e) = crate::fhir::model::check_structure(resource) {
-        issues.push(Issue {
-            severity: Severity::Error,
-            code: "structure",
-            diagnostics: format!("{kind}: {e}"),
-            expression: vec![kind.to_owned()],
-        });
+    let mut violations = crate::fhir::base::validate(resource).err().unwrap_or_default();
+    if ours && let Err(found) = crate::fhir::validate::validate(resource) {
+        let new: Vec<_> = found.into_iter().filter(|v| !violations.contains(v)).collect();
+        violations.extend(new);
     }
-    if issues.is_empty() { Ok(()) } else { Err(Failure::Permanent(Permanent { issues })) }
+    if violations.is_empty() {
+        return Ok(());
+    }
+    let issues = violations
+        .into_iter()
+        .map(|v| Issue {
+            severity: Severity::Error,
+            code: "invariant",
+            diagnostics: v.to_string(),
+            expression: vec![v.path],
+        })
+        .collect();
+    Err(Failure::Permanent(Permanent { issues }))
 }
 
 /// Runs `endpoint` on `payload`; a permanent failure becomes a dead letter.
@@ -147,10 +162,7 @@ pub async fn handle(
     endpoint: Endpoint,
     payload: &Value,
 ) -> Result<Outcome, ApiError> {
-    let kind = match endpoint {
-        Endpoint::Patient => "patient",
-        Endpoint::Encounter => "encounter",
-    };
+    let kind = endpoint.kind();
     let result = match attempt(state, ctx, endpoint, payload).await {
         Ok(outcome) => Ok(outcome),
         Err(Failure::Transient(e)) => Err(e),
@@ -175,6 +187,8 @@ pub async fn attempt(
     match endpoint {
         Endpoint::Patient => patient::write(state, ctx, payload).await,
         Endpoint::Encounter => encounter::write(state, ctx, payload).await,
+        Endpoint::ReferencePatient => reference::write_patient(state, ctx, payload).await,
+        Endpoint::ReferenceEncounter => reference::write_encounter(state, ctx, payload).await,
     }
 }
 
@@ -196,7 +210,18 @@ pub async fn dead_letter(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    .map_err(|e| match e {
+        full @ crate::deadletter::StoreError::Full { .. } => {
+            state.metrics.dead_letter_refused();
+            tracing::error!(
+                document_id = document_id.as_deref().unwrap_or("-"),
+                element = why.element().unwrap_or("-"),
+                "dead-letter store full: document refused (507), its sender keeps it"
+            );
+            ApiError::InsufficientStorage(full.to_string())
+        }
+        other => ApiError::Internal(other.to_string()),
+    })?;
     // The reason can quote form answers: log where, not what.
     tracing::warn!(dead_letter = %id, document_id = document_id.as_deref().unwrap_or("-"), element = why.element().unwrap_or("-"), "document stored as a dead letter");
     let mut issues = why.issues;
@@ -213,7 +238,10 @@ pub async fn dead_letter(
 
 /// The CHT document id in a payload, for finding its dead letter.
 pub fn document_id(payload: &Value) -> Option<String> {
-    [&payload["doc"]["_id"], &payload["id"], &payload["_id"]].into_iter().find_map(|v| v.as_str()).map(str::to_owned)
+    [payload.at("doc").at("_id"), payload.at("id"), payload.at("_id")]
+        .into_iter()
+        .find_map(|v| v.as_str())
+        .map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -230,6 +258,6 @@ mod tests {
         let Err(Failure::Permanent(p)) = conforms(&ours) else { panic!("our profile must apply") };
         assert!(p.issues.iter().any(|i| i.expression == ["Task.intent"]), "{p:?}");
         let Err(Failure::Permanent(p)) = conforms(&json!({"resourceType": "Task", "status": 3})) else { panic!() };
-        assert_eq!(p.issues[0].expression, ["Task"]);
+        assert_eq!(p.issues[0].expression, ["Task.status"]);
     }
 }

@@ -14,8 +14,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
 use super::auth::{TokenHeaders, passhash};
+use crate::json::JsonExt;
 use crate::metrics::Metrics;
 use crate::settings::{AuthScheme, OpenhimSettings};
+use crate::upstream::error_chain;
 
 /// Failures talking to the OpenHIM API.
 #[derive(Debug, thiserror::Error)]
@@ -183,13 +185,8 @@ impl OpenhimClient {
             if e.is_timeout() {
                 OpenhimError::Timeout(self.timeout)
             } else {
-                let mut reason = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(cause) = source {
-                    reason = format!("{reason}: {cause}");
-                    source = cause.source();
-                }
-                OpenhimError::Unreachable { url: self.base.to_string(), reason }
+                // The base URL is in the message already; the request's own URL adds nothing.
+                OpenhimError::Unreachable { url: self.base.to_string(), reason: error_chain(&e.without_url()) }
             }
         })
     }
@@ -225,7 +222,7 @@ impl OpenhimClient {
     pub async fn heartbeat(&self, urn: &str, uptime: Duration, want_config: bool) -> Result<Heartbeat, OpenhimError> {
         let mut body = serde_json::json!({ "uptime": uptime.as_secs_f64() });
         if want_config {
-            body["config"] = Value::Bool(true);
+            body.set("config", Value::Bool(true));
         }
         let path = format!("/mediators/{}/heartbeat", encode_segment(urn));
         let response = self.request(Method::POST, &path, Some(&body)).await?;
@@ -248,16 +245,28 @@ impl OpenhimClient {
         expect_success("POST /mediators/{urn}/channels", response)
     }
 
-    /// Names of the channels the core has (not marked deleted).
-    pub async fn channel_names(&self) -> Result<Vec<String>, OpenhimError> {
+    /// The channels the core has, by name: `(id, soft-deleted?)`. A channel that carried
+    /// transactions is only marked `deleted`, and its name stays taken (a unique index).
+    pub async fn channels(&self) -> Result<Vec<(String, String, bool)>, OpenhimError> {
         let channels = self.get_json("/channels").await?;
         Ok(channels
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|c| c["status"] != "deleted")
-            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .filter_map(|c| {
+                let (name, id) = (c.at("name").as_str()?, c.at("_id").as_str()?);
+                Some((name.to_owned(), id.to_owned(), c.at("status") == "deleted"))
+            })
             .collect())
+    }
+
+    /// `PUT /channels/{id}`: a soft-deleted channel back to `config`, enabled.
+    pub async fn restore_channel(&self, id: &str, config: &Value) -> Result<(), OpenhimError> {
+        let mut body = config.clone();
+        body.set("status", Value::String("enabled".into()));
+        let path = format!("/channels/{}", encode_segment(id));
+        let response = self.request(Method::PUT, &path, Some(&body)).await?;
+        expect_success("PUT /channels/{id}", response)
     }
 
     /// An authenticated GET answering JSON (diagnostics, tests).

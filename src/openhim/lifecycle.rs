@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::client::{Heartbeat, OpenhimClient, OpenhimError};
 use super::registration::Registration;
+use crate::json::JsonExt;
 use crate::metrics::Metrics;
 use crate::settings::{LiveConfig, Settings};
 use crate::state::{ConfigOrigin, LiveHandle, OpenhimStatusHandle};
@@ -50,17 +51,34 @@ impl Lifecycle {
     }
 
     /// Installs the default channels the core does not have yet. Channel names are unique in
-    /// OpenHIM: installing one that exists fails (500), so a restart must not try again.
+    /// OpenHIM: installing one that exists fails (500 `E11000 duplicate key`), so a restart must
+    /// not try again — and a channel deleted in the console after it carried transactions is
+    /// only marked `deleted`, its name still taken: it is restored to its default configuration
+    /// (an install of the same name could never succeed). Returns the channels installed or restored.
     pub async fn install_missing_channels(&self) -> Result<Vec<String>, OpenhimError> {
-        let existing = self.client.channel_names().await?;
-        let missing: Vec<String> =
-            self.registration.channel_names().into_iter().filter(|n| !existing.contains(n)).collect();
+        let existing = self.client.channels().await?;
+        let mut missing = Vec::new();
+        let mut done = Vec::new();
+        for name in self.registration.channel_names() {
+            let found = existing.iter().filter(|(n, ..)| *n == name);
+            let (live, deleted): (Vec<_>, Vec<_>) = found.partition(|(.., deleted)| !deleted);
+            match (live.is_empty(), deleted.first(), self.registration.channel_config(&name)) {
+                (false, ..) => {}
+                (true, Some((_, id, _)), Some(config)) => {
+                    self.client.restore_channel(id, config).await?;
+                    tracing::warn!(channel = %name, %id, "default channel was deleted in OpenHIM (its name stays taken): restored with its default configuration");
+                    done.push(name);
+                }
+                _ => missing.push(name),
+            }
+        }
         if !missing.is_empty() {
             self.client.install_channels(&self.registration.urn, &missing).await?;
             tracing::info!(channels = ?missing, "installed default channels");
+            done.extend(missing);
         }
         self.status.update(|s| s.channels_installed = true);
-        Ok(missing)
+        Ok(done)
     }
 
     /// Runs until the task is dropped/aborted.
@@ -137,9 +155,17 @@ impl Lifecycle {
             tracing::debug!("ignoring console config (OPENHIM_APPLY_CONSOLE_CONFIG=false)");
             return;
         }
+        // OpenHIM hands back the registration's own defaults (the settings, passwords empty)
+        // before anyone edited anything: that is not a console config, and the origin stays
+        // `settings` until an edit differs from them.
+        let defaults = self.registration.document.at("config").as_object() == Some(config);
+        let origin = if defaults { ConfigOrigin::Settings } else { ConfigOrigin::Console };
+        if defaults && self.live.status().origin == ConfigOrigin::Settings {
+            return;
+        }
         match LiveConfig::from_console(&self.settings.source, config) {
             Ok(live) => {
-                self.live.apply(live, ConfigOrigin::Console);
+                self.live.apply(live, origin);
                 self.metrics.console_config("applied");
                 tracing::info!(revision = self.live.status().revision, "applied config from the OpenHIM console");
             }

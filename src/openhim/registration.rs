@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::json::JsonExt;
 use crate::settings::{LiveConfig, Settings};
 
 /// The registration document shipped with the binary.
@@ -42,32 +43,38 @@ impl Registration {
                 route.insert("password".into(), Value::from(password.expose_secret()));
             }
         }
-        document["config"] = Value::Object(LiveConfig::console_defaults(&settings.source));
+        document.set("config", Value::Object(LiveConfig::console_defaults(&settings.source)));
         Self::from_document(document)
     }
 
     /// Validates a complete document, and that its version is this build's.
     pub fn from_document(document: Value) -> Result<Self, RegistrationError> {
         validate(&document)?;
-        let version = document["version"].as_str().unwrap_or_default().to_owned();
+        let version = document.at("version").as_str().unwrap_or_default().to_owned();
         if version != env!("CARGO_PKG_VERSION") {
             return Err(RegistrationError(vec![format!(
                 "version {version} differs from the crate version {}; bump both together so OpenHIM accepts the update",
                 env!("CARGO_PKG_VERSION")
             )]));
         }
-        let urn = document["urn"].as_str().unwrap_or_default().to_owned();
+        let urn = document.at("urn").as_str().unwrap_or_default().to_owned();
         Ok(Self { urn, version, document })
     }
 
     /// Names of the default channels.
     pub fn channel_names(&self) -> Vec<String> {
-        self.document["defaultChannelConfig"]
+        self.document
+            .at("defaultChannelConfig")
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|c| c["name"].as_str().map(str::to_owned))
             .collect()
+    }
+
+    /// The default channel `name` as the registration declares it.
+    pub fn channel_config(&self, name: &str) -> Option<&Value> {
+        self.document.at("defaultChannelConfig").as_array()?.iter().find(|c| c.at("name") == name)
     }
 }
 
@@ -320,6 +327,7 @@ mod tests {
                         crate::settings::live::ParamKind::String => "string",
                         crate::settings::live::ParamKind::Password => "password",
                         crate::settings::live::ParamKind::Number => "number",
+                        crate::settings::live::ParamKind::Option => "option",
                     },
                 )
             })

@@ -16,8 +16,11 @@ use serde_json::{Value, json};
 
 use crate::conversions::follow_up::{FollowUpRequest, SubjectRef, new_task, parse_request, received, record_fields};
 use crate::error::ApiError;
-use crate::fhir::client::{FhirError, put_entry};
-use crate::outbound::records::{cht_uuid, ensure_record, fhir_error};
+use crate::fhir::client::FhirError;
+use crate::fhir::store::KEY_SYSTEM;
+use crate::fhir::transaction::{Key, Write};
+use crate::json::JsonExt;
+use crate::outbound::records::{ensure_record, fhir_error};
 use crate::settings::LiveConfig;
 use crate::state::AppState;
 use crate::upstream::CallContext;
@@ -30,50 +33,88 @@ pub struct Accepted {
 
 pub async fn accept(state: &AppState, ctx: &CallContext, body: &Value) -> Result<Accepted, ApiError> {
     let request = parse_request(body).map_err(|e| ApiError::bad_request(e.message, e.element.as_deref()))?;
-    crate::fhir::model::check_structure(body)
-        .map_err(|e| ApiError::bad_request(format!("not a valid FHIR R4 resource: {e}"), Some("resourceType")))?;
+    crate::fhir::base::validate(body).map_err(|violations| ApiError::Invalid { violations })?;
     let live = state.live.current();
     let _one_at_a_time = state.locks.lock(&request.task_id).await;
 
-    let existing = state.fhir.read(ctx, &live.fhir, "Task", &request.task_id).await.map_err(fhir_error)?;
+    let task_key = Key::new(KEY_SYSTEM, &request.task_id);
+    let existing = state.fhir.find(ctx, &live, "Task", &task_key, Some(&request.task_id)).await.map_err(fhir_error)?;
     if let Some(task) = &existing
-        && task["status"] != "requested"
-        && task["status"] != "draft"
+        && task.at("status") != "requested"
+        && task.at("status") != "draft"
     {
-        tracing::info!(task = %request.task_id, status = task["status"].as_str().unwrap_or_default(), "follow-up already handed to CHT");
+        tracing::info!(task = %request.task_id, status = task.at("status").as_str().unwrap_or_default(), "follow-up already handed to CHT");
         return Ok(Accepted { task: task.clone(), created: false });
     }
     let patient = find_patient(state, ctx, &live, &request).await?;
-    let patient_id = patient["id"].as_str().unwrap_or_default().to_owned();
+    let patient_id = patient.at("id").as_str().unwrap_or_default().to_owned();
     let now = crate::openhim::envelope::timestamp(chrono::Utc::now());
-    let task = match existing {
+    let mut task = match existing {
         Some(task) => task,
         None => {
             let task = new_task(&request, &patient_id, &now);
-            let mut entries: Vec<Value> =
-                request.service_request.iter().map(|sr| put_entry(&live.fhir.url, sr)).collect();
-            entries.push(put_entry(&live.fhir.url, &task));
-            let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
-            state.fhir.transaction(ctx, &live.fhir, &bundle).await.map_err(fhir_error)?;
-            task
+            let mut writes: Vec<Write> = Vec::new();
+            if let Some(sr) = &request.service_request {
+                let id = sr.at("id").as_str().unwrap_or_default();
+                // As the Patient is known on this server: a requester may name it by its CHT id,
+                // which is not its FHIR id with server-assigned ids, and a server that checks
+                // references (HAPI) refuses a subject it does not have.
+                let mut sr = sr.clone();
+                if let Some(subject) = sr.get_mut("subject").and_then(Value::as_object_mut) {
+                    subject.insert("reference".into(), json!(format!("Patient/{patient_id}")));
+                }
+                writes.push(Write::Upsert { resource: sr, key: Key::new(KEY_SYSTEM, id) });
+            }
+            writes.push(Write::Upsert { resource: task, key: task_key.clone() });
+            state.fhir.write_atomically(ctx, &live, &writes).await.map_err(fhir_error)?;
+            // As stored: its server id (conditional writes) and version.
+            state
+                .fhir
+                .find(ctx, &live, "Task", &task_key, Some(&request.task_id))
+                .await
+                .map_err(fhir_error)?
+                .ok_or_else(|| ApiError::Refused {
+                    target: "FHIR server",
+                    detail: "the Task it just wrote cannot be found".into(),
+                })?
         }
     };
 
     let form = &state.settings.cht_follow_up_form;
-    let (uuid, short_code) = cht_ids(&patient, &live.identifiers.document_id, &live.identifiers.patient_id);
+    let short_code = crate::outbound::contact::identifier(&patient, &live.identifiers.patient_id, "CHT Patient ID");
+    // A patient the EMR registered is made a CHT contact first: a record about a patient_uuid no
+    // contact has reaches no CHW.
+    let uuid = crate::outbound::contact::ensure_contact(state, ctx, &live, &patient).await?;
     let fields = record_fields(&task, &uuid, short_code.as_deref());
-    let record = ensure_record(state, ctx, &live, form, "task_id", &fields).await?.id;
-    let done = received(&task, &record, &live.identifiers.document_id, &now);
-    let response = state.fhir.upsert(ctx, &live.fhir, &done).await?;
-    if !response.status.is_success() {
-        return Err(fhir_error(FhirError::Rejected {
-            status: response.status.as_u16(),
-            outcome: response.json().unwrap_or_default(),
-        }));
-    }
+    let record =
+        ensure_record(state, ctx, &live, form, &["task_id", "patient_uuid", "service_request_id"], &fields).await?.id;
+    // Read-modify-write: the Task becomes `received` at the version read; if it moved on (the
+    // requester changed it), read it again and apply the change to what it now is.
+    let mut attempt = 1;
+    let done = loop {
+        let done = received(&task, &record, &live.identifiers.document_id, &now);
+        let version = task.at("meta").at("versionId").as_str().map(str::to_owned);
+        match state.fhir.update(ctx, &live, &done, version.as_deref()).await {
+            Ok((_, stored)) => break if stored.is_object() { stored } else { done },
+            Err(FhirError::VersionConflict) if attempt < TASK_ATTEMPTS => {
+                let id = task.at("id").as_str().unwrap_or_default().to_owned();
+                task = state.fhir.client().read(ctx, &live.fhir, "Task", &id).await.map_err(fhir_error)?.ok_or_else(
+                    || ApiError::Refused {
+                        target: "FHIR server",
+                        detail: "the Task was deleted while it was updated".into(),
+                    },
+                )?;
+                attempt += 1;
+            }
+            Err(e) => return Err(fhir_error(e)),
+        }
+    };
     tracing::info!(task = %request.task_id, cht_record = %record, "follow-up handed to CHT");
     Ok(Accepted { task: done, created: true })
 }
+
+/// Tries of a Task update that finds the Task changed since it was read.
+const TASK_ATTEMPTS: u32 = 3;
 
 /// The Patient the request is about; 422 naming the element when FHIR has no such Patient.
 async fn find_patient(
@@ -83,14 +124,18 @@ async fn find_patient(
     request: &FollowUpRequest,
 ) -> Result<Value, ApiError> {
     let found = match &request.subject {
-        SubjectRef::Id(id) => state.fhir.read(ctx, &live.fhir, "Patient", id).await.map_err(fhir_error)?,
+        SubjectRef::Id(id) => crate::outbound::records::patient_named(state, ctx, live, id).await?,
         SubjectRef::Identifier { system, value } => {
             let token = match system {
                 Some(system) => format!("{system}|{value}"),
                 None => value.clone(),
             };
-            let mut found =
-                state.fhir.search(ctx, &live.fhir, "Patient", &[("identifier", &token)]).await.map_err(fhir_error)?;
+            let mut found = state
+                .fhir
+                .client()
+                .search(ctx, &live.fhir, "Patient", &[("identifier", &token)])
+                .await
+                .map_err(fhir_error)?;
             if found.len() > 1 {
                 return Err(ApiError::Unprocessable {
                     message: format!("{} matches {} Patients; use a reference", request.subject_element, found.len()),
@@ -104,30 +149,4 @@ async fn find_patient(
         message: format!("{} does not name a Patient the FHIR server has", request.subject_element),
         expression: Some(request.subject_element.into()),
     })
-}
-
-/// The patient's CHT `_id` (its CHT document identifier, else its FHIR id) and short code.
-fn cht_ids(patient: &Value, document_system: &str, patient_system: &str) -> (String, Option<String>) {
-    let identifiers = patient["identifier"].as_array().cloned().unwrap_or_default();
-    let by = |system: &str, text: &str| {
-        identifiers
-            .iter()
-            .find(|i| i["system"] == system || i["type"]["text"] == text)
-            .and_then(|i| i["value"].as_str())
-            .map(str::to_owned)
-    };
-    (cht_uuid(patient, document_system), by(patient_system, "CHT Patient ID"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cht_ids_prefer_the_cht_identifiers() {
-        let patient = json!({"id": "fhir-1", "identifier": [
-            {"system": "https://d", "value": "cht-uuid"}, {"type": {"text": "CHT Patient ID"}, "value": "45821"}]});
-        assert_eq!(cht_ids(&patient, "https://d", "https://p"), ("cht-uuid".into(), Some("45821".into())));
-        assert_eq!(cht_ids(&json!({"id": "fhir-2"}), "https://d", "https://p"), ("fhir-2".into(), None));
-    }
 }

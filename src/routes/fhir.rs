@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use crate::error::{ApiError, FHIR_JSON};
 use crate::fhir::operation_outcome::{Issue, OperationOutcome, Severity};
 use crate::http::extract::{Ctx, FhirBody};
+use crate::json::JsonExt;
 use crate::outbound::follow_up::accept;
 use crate::outbound::records::{self, Record};
 use crate::state::AppState;
@@ -37,7 +38,7 @@ pub async fn follow_up(
 ) -> Result<Response, ApiError> {
     let accepted = counted(&state, "follow_up", accept(&state, &ctx, &body).await)?;
     let status = if accepted.created { StatusCode::CREATED } else { StatusCode::OK };
-    let location = format!("Task/{}", accepted.task["id"].as_str().unwrap_or_default());
+    let location = format!("Task/{}", accepted.task.at("id").as_str().unwrap_or_default());
     Ok((
         status,
         [(header::CONTENT_TYPE, FHIR_JSON.to_owned()), (header::LOCATION, location)],

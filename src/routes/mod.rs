@@ -34,7 +34,9 @@ pub fn router(state: AppState) -> Router {
         .route("/fhir", post(fhir::encounter))
         .route("/fhir/", post(fhir::encounter))
         .route("/patient", post(compat::patient))
-        .route("/encounter", post(compat::encounter));
+        .route("/encounter", post(compat::encounter))
+        .route("/organization", post(compat::organization))
+        .route("/endpoint", post(compat::endpoint));
     with_middleware(endpoints, state)
 }
 

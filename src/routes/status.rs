@@ -34,6 +34,8 @@ struct Check {
     ok: bool,
     /// The URL probed, without credentials.
     url: String,
+    /// The authentication scheme used (`none`, `basic`, `bearer`, `oauth2`).
+    auth: &'static str,
     detail: String,
 }
 
@@ -41,7 +43,7 @@ struct Check {
 pub async fn ready(State(state): State<AppState>) -> Response {
     let live = state.live.current();
     let (fhir, cht) = tokio::join!(
-        probe(state.fhir.recorder(), &live.fhir, "metadata"),
+        probe(state.fhir.client().recorder(), &live.fhir, "metadata"),
         probe(state.cht.recorder(), &live.cht, "api/info"),
     );
     let ok = fhir.ok && cht.ok;
@@ -59,22 +61,22 @@ async fn probe(recorder: &Recorder, upstream: &Upstream, path: &str) -> Check {
     let mut shown = upstream.url.clone();
     let _ = shown.set_password(None);
     let _ = shown.set_username("");
+    let check = |ok: bool, detail: String| Check { ok, url: shown.to_string(), auth: upstream.auth.scheme(), detail };
     let builder = match recorder.request(upstream, reqwest::Method::GET, path) {
         Ok(b) => b,
-        Err(detail) => return Check { ok: false, url: shown.to_string(), detail },
+        Err(detail) => return check(false, detail),
     };
     // A readiness probe must answer fast even when the upstream is slow.
     let builder = builder.timeout(upstream.timeout.min(std::time::Duration::from_secs(2)));
     let request = match builder.build() {
         Ok(r) => r,
-        Err(e) => return Check { ok: false, url: shown.to_string(), detail: e.to_string() },
+        Err(e) => return check(false, e.to_string()),
     };
-    match recorder.send(&CallContext::background(), "readiness probe", request).await {
-        Ok(r) if r.status.is_success() => {
-            Check { ok: true, url: shown.to_string(), detail: format!("HTTP {}", r.status.as_u16()) }
-        }
-        Ok(r) => Check { ok: false, url: shown.to_string(), detail: format!("HTTP {}", r.status.as_u16()) },
-        Err(e) => Check { ok: false, url: shown.to_string(), detail: e.to_string() },
+    // With the same credentials as every other call (an OAuth2 token from the same cache), so
+    // a refused client secret shows here.
+    match recorder.send_authorized(&CallContext::background(), upstream, "readiness probe", request).await {
+        Ok(r) => check(r.status.is_success(), format!("HTTP {}", r.status.as_u16())),
+        Err(e) => check(false, e.to_string()),
     }
 }
 

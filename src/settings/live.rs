@@ -6,18 +6,18 @@
 
 use std::time::Duration;
 
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 
+use super::auth::UpstreamAuth;
 use super::source::{SettingsError, Source, check_http_url};
 
 /// One upstream HTTP service (FHIR server or CHT).
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub url: url::Url,
-    /// Empty = no authentication.
-    pub username: String,
-    pub password: Option<SecretString>,
+    /// How the mediator authenticates to it (`FHIR_AUTH` for the FHIR server; Basic or none
+    /// from `CHT_USERNAME` for the CHT).
+    pub auth: UpstreamAuth,
     pub timeout: Duration,
 }
 
@@ -34,6 +34,9 @@ pub struct IdentifierSystems {
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
     pub fhir: Upstream,
+    /// `FHIR_WRITE_MODE`: `auto` (per type, from the server's CapabilityStatement), `client-ids`
+    /// or `conditional` (see `crate::fhir::capabilities`).
+    pub fhir_write_mode: crate::fhir::capabilities::WriteSetting,
     pub cht: Upstream,
     pub identifiers: IdentifierSystems,
 }
@@ -44,6 +47,8 @@ pub enum ParamKind {
     String,
     Password,
     Number,
+    /// One of a fixed list (OpenHIM's `option` type; the values are in `configDefs`).
+    Option,
 }
 
 /// A console parameter and the setting it overrides.
@@ -64,7 +69,15 @@ pub const CONSOLE_PARAMS: &[ConsoleParam] = &[
     p("fhirUrl", "FHIR_URL", ParamKind::String),
     p("fhirUsername", "FHIR_USERNAME", ParamKind::String),
     p("fhirPassword", "FHIR_PASSWORD", ParamKind::Password),
+    p("fhirAuth", "FHIR_AUTH", ParamKind::Option),
+    p("fhirBearerToken", "FHIR_BEARER_TOKEN", ParamKind::Password),
+    p("fhirOauthTokenUrl", "FHIR_OAUTH_TOKEN_URL", ParamKind::String),
+    p("fhirOauthClientId", "FHIR_OAUTH_CLIENT_ID", ParamKind::String),
+    p("fhirOauthClientSecret", "FHIR_OAUTH_CLIENT_SECRET", ParamKind::Password),
+    p("fhirOauthScope", "FHIR_OAUTH_SCOPE", ParamKind::String),
+    p("fhirOauthClientAuth", "FHIR_OAUTH_CLIENT_AUTH", ParamKind::Option),
     p("fhirTimeoutMs", "FHIR_TIMEOUT_MS", ParamKind::Number),
+    p("fhirWriteMode", "FHIR_WRITE_MODE", ParamKind::Option),
     p("chtUrl", "CHT_URL", ParamKind::String),
     p("chtUsername", "CHT_USERNAME", ParamKind::String),
     p("chtPassword", "CHT_PASSWORD", ParamKind::Password),
@@ -76,17 +89,17 @@ pub const CONSOLE_PARAMS: &[ConsoleParam] = &[
 impl LiveConfig {
     /// Parses the live part of the settings.
     pub fn from_source(source: &Source) -> Result<Self, SettingsError> {
-        let upstream = |prefix: &str| -> Result<Upstream, SettingsError> {
+        let upstream = |prefix: &str, auth: UpstreamAuth| -> Result<Upstream, SettingsError> {
             Ok(Upstream {
                 url: source.http_url(&format!("{prefix}_URL"))?,
-                username: source.string(&format!("{prefix}_USERNAME")),
-                password: source.secret(&format!("{prefix}_PASSWORD")),
+                auth,
                 timeout: source.millis(&format!("{prefix}_TIMEOUT_MS"))?,
             })
         };
         Ok(Self {
-            fhir: upstream("FHIR")?,
-            cht: upstream("CHT")?,
+            fhir: upstream("FHIR", UpstreamAuth::fhir_from_source(source)?)?,
+            fhir_write_mode: source.parse("FHIR_WRITE_MODE")?,
+            cht: upstream("CHT", UpstreamAuth::cht_from_source(source))?,
             identifiers: IdentifierSystems {
                 document_id: absolute_uri(source, "CHT_DOCUMENT_ID_SYSTEM")?,
                 patient_id: absolute_uri(source, "CHT_PATIENT_ID_SYSTEM")?,
@@ -124,7 +137,7 @@ impl LiveConfig {
                 let value = match def.kind {
                     ParamKind::Password => Value::String(String::new()),
                     ParamKind::Number => raw.parse::<u64>().map(Value::from).unwrap_or(Value::Null),
-                    ParamKind::String => Value::String(raw.to_owned()),
+                    ParamKind::String | ParamKind::Option => Value::String(raw.to_owned()),
                 };
                 (def.param.to_owned(), value)
             })
@@ -163,7 +176,8 @@ mod tests {
     use serde_json::json;
 
     fn base() -> Source {
-        let env = [("FHIR_URL", "http://fhir.local:8090"), ("FHIR_PASSWORD", "from-env")];
+        let env =
+            [("FHIR_URL", "http://fhir.local:8090"), ("FHIR_USERNAME", "mediator"), ("FHIR_PASSWORD", "from-env")];
         Source::load_with_env(None, env.map(|(k, v)| (k.to_owned(), v.to_owned()))).unwrap()
     }
 
@@ -183,7 +197,8 @@ mod tests {
         assert_eq!(cfg.cht.url.as_str(), "https://cht.example.org/");
         assert_eq!(cfg.cht.timeout, Duration::from_millis(2500));
         assert_eq!(cfg.fhir.url.as_str(), "http://fhir.local:8090/");
-        assert_eq!(cfg.fhir.password.as_ref().unwrap().expose_secret(), "from-env");
+        let UpstreamAuth::Basic { password, .. } = &cfg.fhir.auth else { panic!("{:?}", cfg.fhir.auth) };
+        assert_eq!(password.as_ref().unwrap().expose_secret(), "from-env");
     }
 
     #[test]
@@ -192,6 +207,18 @@ mod tests {
         assert!(err.to_string().contains("console parameter fhirUrl"), "{err}");
         let err = LiveConfig::from_console(&base(), &console(json!({"chtTimeoutMs": true}))).unwrap_err();
         assert!(err.to_string().contains("chtTimeoutMs"), "{err}");
+    }
+
+    #[test]
+    fn the_console_can_switch_the_fhir_server_to_oauth2() {
+        let params = json!({"fhirAuth": "oauth2", "fhirOauthTokenUrl": "https://idp.example.org/token",
+            "fhirOauthClientId": "mediator", "fhirOauthClientSecret": "console-secret", "fhirOauthClientAuth": "post"});
+        let cfg = LiveConfig::from_console(&base(), &console(params)).unwrap();
+        let UpstreamAuth::OAuth2(client) = &cfg.fhir.auth else { panic!("{:?}", cfg.fhir.auth) };
+        assert_eq!(client.client_secret.expose_secret(), "console-secret");
+        assert_eq!(client.client_auth, crate::settings::auth::ClientAuth::Post);
+        let err = LiveConfig::from_console(&base(), &console(json!({"fhirAuth": "oauth2"}))).unwrap_err();
+        assert!(err.to_string().contains("console parameter fhirOauthTokenUrl"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! The upstream part ([`LiveConfig`]) can also be edited in the OpenHIM console and is swapped in
 //! at run time (see [`live`]).
 
+pub mod auth;
 pub mod live;
 pub mod source;
 
@@ -16,6 +17,7 @@ use secrecy::SecretString;
 
 use crate::conversions::mapping::{DEFAULT_FORMS_JSON, FormMappings};
 use crate::conversions::to_cht::{DEFAULT_OUTBOUND_JSON, OutboundMappings};
+pub use auth::{ClientAuth, OAuth2Client, UpstreamAuth};
 pub use live::{CONSOLE_PARAMS, ConsoleParam, IdentifierSystems, LiveConfig, Upstream};
 pub use source::{SettingsError, Source};
 
@@ -26,14 +28,20 @@ pub struct Settings {
     pub openhim: OpenhimSettings,
     /// Upstream settings as the file and environment give them; the console may override them.
     pub live: LiveConfig,
-    /// TLS roots added to the system ones for every upstream (`TLS_CA_BUNDLE`).
-    pub tls_ca_bundle: Option<PathBuf>,
+    /// TLS trust: `TLS_CA_BUNDLE` (extra roots; its self-signed certificates trusted exactly) and
+    /// the per-upstream pins `OPENHIM_TLS_PIN_SHA256`, `FHIR_TLS_PIN_SHA256`, `CHT_TLS_PIN_SHA256`.
+    pub tls: crate::tls::TlsSettings,
     /// Form mappings (`FORM_MAPPINGS_FILE`, else the built-in `mediator-config/forms.json`).
     pub forms: std::sync::Arc<FormMappings>,
     /// Outbound mapping (`OUTBOUND_MAPPINGS_FILE`, else the built-in `mediator-config/outbound.json`).
     pub outbound: std::sync::Arc<OutboundMappings>,
     /// `DEAD_LETTER_DB`: path of the SQLite dead-letter store.
     pub dead_letter_db: PathBuf,
+    /// `DEAD_LETTER_MAX_COUNT`, `DEAD_LETTER_MAX_BYTES`, `DEAD_LETTER_RETENTION_DAYS`.
+    pub dead_letter_limits: crate::deadletter::Limits,
+    /// Who is a patient (`CHT_PERSON_CONTACT_TYPES`, `CHT_STAFF_ROLES`, `CHT_STAFF_PLACE_TYPES`):
+    /// the backfill's selection and the outbound `relevant_to` that `cht-config` prints.
+    pub patients: crate::conversions::selection::PatientSelection,
     /// `CHT_FOLLOW_UP_FORM`: JSON form code of the CHT follow-up record (upper case, as CHT keeps it).
     pub cht_follow_up_form: String,
     /// The raw values, kept so console config is merged over the environment, not over itself.
@@ -49,8 +57,17 @@ pub struct ServerSettings {
     pub port: u16,
     /// `REQUEST_TIMEOUT_MS`: whole-request budget; CHT gives up after 10 s, so stay well inside.
     pub request_timeout: Duration,
-    /// `BODY_LIMIT_BYTES`: larger request bodies get 413.
+    /// `BODY_LIMIT_BYTES`: larger request bodies get 413 (at once when `Content-Length` says so).
     pub body_limit_bytes: usize,
+    /// `BODY_READ_TIMEOUT_MS`: a request body must arrive within this, else 408.
+    pub body_read_timeout: Duration,
+    /// `HEADER_READ_TIMEOUT_MS`: a connection must send a request's headers within this, else it
+    /// is closed (slow-header clients cannot hold connections open).
+    pub header_read_timeout: Duration,
+    /// `IDLE_TIMEOUT_MS`: a connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// `MAX_CONNECTIONS`: connections served at once; more are closed as soon as accepted.
+    pub max_connections: usize,
     /// `LOG_FORMAT`: `pretty` or `json`.
     pub log_format: LogFormat,
     /// `LOG_LEVEL`: a tracing filter such as `info` or `cht_fhir_mediator=debug,info`.
@@ -141,6 +158,13 @@ impl Settings {
             port,
             request_timeout: source.millis("REQUEST_TIMEOUT_MS")?,
             body_limit_bytes: source.parse("BODY_LIMIT_BYTES")?,
+            body_read_timeout: source.millis("BODY_READ_TIMEOUT_MS")?,
+            header_read_timeout: source.millis("HEADER_READ_TIMEOUT_MS")?,
+            idle_timeout: source.millis("IDLE_TIMEOUT_MS")?,
+            max_connections: match source.parse::<usize>("MAX_CONNECTIONS")? {
+                0 => return Err(SettingsError::invalid("MAX_CONNECTIONS", "must be greater than 0")),
+                n => n,
+            },
             log_format: source.parse("LOG_FORMAT")?,
             log_level: source.string("LOG_LEVEL"),
             route_credentials: match (source.raw("ROUTE_USERNAME"), source.secret("ROUTE_PASSWORD")) {
@@ -173,20 +197,38 @@ impl Settings {
         {
             return Err(SettingsError::invalid("TLS_CA_BUNDLE", format!("{} is not a readable file", path.display())));
         }
+        let tls = crate::tls::TlsSettings {
+            ca_bundle: tls_ca_bundle,
+            openhim_pin: source.parse_opt("OPENHIM_TLS_PIN_SHA256")?,
+            fhir_pin: source.parse_opt("FHIR_TLS_PIN_SHA256")?,
+            cht_pin: source.parse_opt("CHT_TLS_PIN_SHA256")?,
+        };
         let live = LiveConfig::from_source(&source)?;
         let forms = mapping_file(&source, "FORM_MAPPINGS_FILE", DEFAULT_FORMS_JSON, FormMappings::parse)?;
         let outbound = mapping_file(&source, "OUTBOUND_MAPPINGS_FILE", DEFAULT_OUTBOUND_JSON, OutboundMappings::parse)?;
         let dead_letter_db = source.parse("DEAD_LETTER_DB")?;
+        let dead_letter_limits = crate::deadletter::Limits {
+            max_count: source.parse("DEAD_LETTER_MAX_COUNT")?,
+            max_bytes: source.parse("DEAD_LETTER_MAX_BYTES")?,
+            retention: Duration::from_secs(source.parse::<u64>("DEAD_LETTER_RETENTION_DAYS")?.saturating_mul(86_400)),
+        };
         let cht_follow_up_form = source.parse::<String>("CHT_FOLLOW_UP_FORM")?.to_uppercase();
+        let patients = crate::conversions::selection::PatientSelection::from_lists(
+            &source.string("CHT_PERSON_CONTACT_TYPES"),
+            &source.string("CHT_STAFF_ROLES"),
+            &source.string("CHT_STAFF_PLACE_TYPES"),
+        );
         Ok(Self {
             server,
             openhim,
             live,
-            tls_ca_bundle,
+            tls,
             forms: std::sync::Arc::new(forms),
             outbound: std::sync::Arc::new(outbound),
             dead_letter_db,
+            dead_letter_limits,
             cht_follow_up_form,
+            patients,
             source,
         })
     }

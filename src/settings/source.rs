@@ -70,6 +70,14 @@ impl Source {
         Ok(source)
     }
 
+    /// A settings file's text over the defaults, as `--settings` reads it (unknown keys refused).
+    pub fn parse_toml(text: &str) -> Result<Self, SettingsError> {
+        let mut source = Self::from_toml(DEFAULTS_TOML, "embedded defaults", None)?;
+        let overlay = Self::from_toml(text, "settings file", Some(&source))?;
+        source.values.extend(overlay.values);
+        Ok(source)
+    }
+
     /// Parses a flat TOML table; with `known`, keys must be ones `known` declares (catches typos).
     fn from_toml(text: &str, shown: &str, known: Option<&Source>) -> Result<Self, SettingsError> {
         let file_err = |reason: String| SettingsError::File { path: shown.to_owned(), reason };

@@ -30,6 +30,7 @@ const config = {
   timeoutMs: Math.max(num('STANDIN_OUTBOUND_TIMEOUT_MS', 10000), 1),
   deliverTwice: env.STANDIN_DELIVER_TWICE === 'true',
   couchWaitMs: num('STANDIN_COUCH_WAIT_MS', 30000),
+  chtVersion: env.STANDIN_CHT_VERSION || undefined,
 };
 
 try {

@@ -2,7 +2,10 @@
 //! local stack (scripts/stack.sh) when a test needs it.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod fhir_mock;
+pub mod logs;
 pub mod openhim;
+pub mod token_server;
 pub mod yaml;
 
 use std::collections::HashMap;
@@ -60,8 +63,15 @@ impl Drop for TestApp {
 pub fn settings(overrides: &[(&str, &str)]) -> Settings {
     let dead_letters = std::env::temp_dir().join(format!("cht-fhir-mediator-test-{}.sqlite3", uuid::Uuid::new_v4()));
     let dead_letters = dead_letters.to_str().unwrap();
-    let defaults =
-        [("PORT", "0"), ("OPENHIM_REGISTER", "false"), ("LOG_LEVEL", "warn"), ("DEAD_LETTER_DB", dead_letters)];
+    // wiremock upstreams have no CapabilityStatement and tests count their calls: client ids,
+    // unless a test says otherwise (the real-stack ones do, see `spawn_on_stack`).
+    let defaults = [
+        ("PORT", "0"),
+        ("OPENHIM_REGISTER", "false"),
+        ("LOG_LEVEL", "warn"),
+        ("DEAD_LETTER_DB", dead_letters),
+        ("FHIR_WRITE_MODE", "client-ids"),
+    ];
     let mut env: HashMap<String, String> = defaults.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     for (k, v) in overrides {
         env.insert(k.to_string(), v.to_string());
@@ -90,20 +100,44 @@ pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
     }
 }
 
+/// Kills and reaps its process when dropped, also when an assertion fails half-way.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A fresh id, so reruns against the same stack never collide.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4())
 }
 
-/// The mediator pointed at the stack's FHIR server and CHT (admin credentials).
+/// The write mode the real-stack tests run in: `TEST_FHIR_WRITE_MODE` (the test command runs the
+/// FHIR contract suites once per mode), else `auto` (what the server's CapabilityStatement says).
+pub fn write_mode() -> String {
+    std::env::var("TEST_FHIR_WRITE_MODE").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "auto".into())
+}
+
+/// The mediator pointed at the stack's FHIR server and CHT (admin credentials), in [`write_mode`].
 pub async fn spawn_on_stack(stack: &Stack) -> TestApp {
-    spawn_app(&[
-        ("FHIR_URL", &stack.fhir_url),
-        ("CHT_URL", &stack.cht_url),
-        ("CHT_USERNAME", &stack.couch_user),
-        ("CHT_PASSWORD", &stack.couch_password),
-    ])
-    .await
+    spawn_on_stack_with(stack, &[]).await
+}
+
+/// [`spawn_on_stack`] with more settings.
+pub async fn spawn_on_stack_with(stack: &Stack, extra: &[(&str, &str)]) -> TestApp {
+    let mode = write_mode();
+    let mut env = vec![
+        ("FHIR_URL", stack.fhir_url.as_str()),
+        ("CHT_URL", stack.cht_url.as_str()),
+        ("CHT_USERNAME", stack.couch_user.as_str()),
+        ("CHT_PASSWORD", stack.couch_password.as_str()),
+        ("FHIR_WRITE_MODE", mode.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    spawn_app(&env).await
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
@@ -131,8 +165,10 @@ pub struct Stack {
     pub openhim_core_dir: String,
     pub mongo_url_base: String,
     pub script: String,
-    /// The real FHIR server (HFS).
+    /// The real FHIR server the FHIR contract tests run against: [`fhir_server`].
     pub fhir_url: String,
+    /// Its service in `scripts/stack.sh` (to stop and start it).
+    pub fhir_service: String,
     /// The CHT API stand-in, backed by pouchdb-server.
     pub cht_url: String,
     pub couch_url: String,
@@ -141,10 +177,47 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// `GET [fhir]/{path}` as it is now: `Cache-Control: no-cache`, since HAPI answers a search
+    /// repeated within a minute from its cache. The status and the JSON answer (`Null` if none).
+    pub async fn fhir_read(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = reqwest::Client::new()
+            .get(format!("{}/{path}", self.fhir_url))
+            .header("cache-control", "no-cache")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The CHT records of `form` whose `fields.<field>` is `value`, as an admin reads them through
+    /// a stock view (`medic-client/reports_by_form`), never an unindexed `_find`: the stand-in
+    /// counts those, and the tests assert the mediator makes none.
+    pub async fn cht_records(&self, form: &str, field: &str, value: &str) -> Vec<serde_json::Value> {
+        let key: String =
+            url::form_urlencoded::byte_serialize(serde_json::json!([form]).to_string().as_bytes()).collect();
+        let r = reqwest::Client::new()
+            .get(format!(
+                "{}/medic/_design/medic-client/_view/reports_by_form?key={key}&include_docs=true&reduce=false",
+                self.cht_url
+            ))
+            .basic_auth(&self.couch_user, Some(&self.couch_password))
+            .send()
+            .await
+            .unwrap();
+        let rows = r.json::<serde_json::Value>().await.unwrap()["rows"].as_array().cloned().unwrap_or_default();
+        rows.into_iter().map(|r| r["doc"].clone()).filter(|d| d["fields"][field] == value).collect()
+    }
+
+    /// The stand-in's count of unindexed `_find`s so far (`GET /_standin/stats`).
+    pub async fn unindexed_finds(&self) -> u64 {
+        let r = reqwest::Client::new().get(format!("{}/_standin/stats", self.cht_url)).send().await.unwrap();
+        r.json::<serde_json::Value>().await.unwrap()["unindexed_finds"].as_u64().expect("the stand-in's stats")
+    }
+
     /// How many entries a FHIR search on the real server returns (entries counted, `total` not trusted).
     pub async fn fhir_count(&self, query: &str) -> usize {
-        let bundle: serde_json::Value =
-            reqwest::get(format!("{}/{query}", self.fhir_url)).await.unwrap().json().await.unwrap();
+        let (_, bundle) = self.fhir_read(query).await;
         bundle["entry"].as_array().map_or(0, Vec::len)
     }
 }
@@ -152,6 +225,22 @@ impl Stack {
 /// The resources of a search Bundle's entries.
 pub fn bundle_resources(bundle: &serde_json::Value) -> Vec<serde_json::Value> {
     bundle["entry"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["resource"].clone()).collect()
+}
+
+/// The FHIR server of the stack the real-stack tests use: `TEST_FHIR_SERVER` — `hfs` (Helios,
+/// the default), `hapi` (HAPI as its starter ships) or `hapistrict` (HAPI without client ids,
+/// validating against the profiles); the test command runs the FHIR contract suites on each.
+pub fn fhir_server() -> String {
+    std::env::var("TEST_FHIR_SERVER").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "hfs".into())
+}
+
+fn fhir_url_var(server: &str) -> &'static str {
+    match server {
+        "hfs" => "STACK_FHIR_URL",
+        "hapi" => "STACK_HAPI_URL",
+        "hapistrict" => "STACK_HAPISTRICT_URL",
+        other => panic!("TEST_FHIR_SERVER={other}: expected hfs, hapi or hapistrict"),
+    }
 }
 
 /// The stack, or a panic saying how to start it. `SKIP_STACK_TESTS=1` turns the real-stack tests
@@ -166,7 +255,11 @@ pub fn stack() -> Option<Stack> {
             openhim_core_dir: var("STACK_OPENHIM_CORE_DIR").expect("STACK_OPENHIM_CORE_DIR"),
             mongo_url_base: var("STACK_MONGO_URL_BASE").expect("STACK_MONGO_URL_BASE"),
             script: var("STACK_SCRIPT").expect("STACK_SCRIPT"),
-            fhir_url: var("STACK_FHIR_URL").expect("STACK_FHIR_URL"),
+            fhir_url: {
+                let name = fhir_url_var(&fhir_server());
+                var(name).unwrap_or_else(|| panic!("{name}: the stack runs no {} service", fhir_server()))
+            },
+            fhir_service: fhir_server(),
             cht_url: var("STACK_CHT_URL").expect("STACK_CHT_URL"),
             couch_url: var("STACK_COUCH_URL").expect("STACK_COUCH_URL"),
             couch_user: var("STACK_COUCH_USER").expect("STACK_COUCH_USER"),

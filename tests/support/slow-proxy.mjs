@@ -1,9 +1,12 @@
-// A proxy in front of the FHIR server that forwards every request at once but holds back the
-// ANSWER to a transaction (POST /) for DELAY ms: the write has happened when the mediator is
-// killed, its answer is lost — the situation CHT's at-least-once redelivery meets.
+// A proxy in front of a server (FHIR, or CHT) that forwards every request at once but holds back
+// the ANSWER to `POST HELD_PATH` (default `/`, a FHIR transaction) for DELAY ms: the write has
+// happened when the mediator is killed or gives up, its answer is lost — the situation CHT's
+// at-least-once redelivery (or a requester's retry) meets.
+//
+//   node slow-proxy.mjs TARGET_URL PORT DELAY_MS [HELD_PATH]
 import http from 'node:http';
 
-const [target, port, delay] = process.argv.slice(2);
+const [target, port, delay, held = '/'] = process.argv.slice(2);
 const upstream = new URL(target);
 http
   .createServer((req, res) => {
@@ -17,7 +20,7 @@ http
             res.writeHead(answer.statusCode, answer.headers);
             res.end(Buffer.concat(chunks));
           };
-          if (req.method === 'POST' && req.url === '/') setTimeout(send, Number(delay)); else send();
+          if (req.method === 'POST' && req.url === held) setTimeout(send, Number(delay)); else send();
         });
       },
     );

@@ -122,6 +122,7 @@ export class Db {
     return r.status === 409 ? { conflict: true } : r.body;
   }
 
+  // {ok, id, rev}; a doc whose _id exists already throws a CouchError 409
   async post(doc) {
     return (await this.couch.request('POST', this.path, { body: doc })).body;
   }
@@ -140,12 +141,27 @@ export class Db {
     return (await this.couch.request('GET', `${this.path}/_all_docs`, { query: params })).body;
   }
 
-  async find(query) {
-    return (await this.couch.request('POST', `${this.path}/_find`, { body: query })).body;
-  }
-
-  async createIndex(fields) {
-    return (await this.couch.request('POST', `${this.path}/_index`, { body: { index: { fields } } })).body;
+  // GET/POST <db>/_design/<ddoc>/_view/<view>; `view` is "ddoc/view" as in
+  // PouchDB's db.query. Keys are JSON-encoded; `keys` goes in a POST body.
+  async query(view, params = {}) {
+    const [ddoc, name] = view.split('/');
+    const path = `${this.path}/_design/${encodeURIComponent(ddoc)}/_view/${encodeURIComponent(name)}`;
+    const query = { ...params };
+    for (const k of ['key', 'startkey', 'endkey']) {
+      if (query[k] !== undefined) {
+        query[k] = JSON.stringify(query[k]);
+      }
+    }
+    for (const [k, v] of Object.entries(query)) {
+      if (typeof v === 'boolean' || typeof v === 'number') {
+        query[k] = String(v);
+      }
+    }
+    if (query.keys) {
+      const { keys, ...rest } = query;
+      return (await this.couch.request('POST', path, { body: { keys }, query: rest })).body;
+    }
+    return (await this.couch.request('GET', path, { query })).body;
   }
 
   async changes({ since, limit }) {

@@ -135,6 +135,9 @@ export function respond(req, res, code, message, details) {
   if (wantsJSON(req)) {
     return sendJSON(res, code, { code, error: message, details });
   }
+  if (message && message.message) {
+    message = message.message; // users.js errors carry {message, translationKey, ...}
+  }
   let text = typeof message === 'string' ? message : JSON.stringify(message);
   if (details) {
     text += ': ' + JSON.stringify(details);
@@ -143,9 +146,10 @@ export function respond(req, res, code, message, details) {
 }
 
 // server-utils notLoggedIn() for API clients (no browser redirect here).
-export function notLoggedIn(req, res) {
+// showPrompt (the settings API): always the Basic prompt as text.
+export function notLoggedIn(req, res, showPrompt = false) {
   const headers = { 'logout-authorization': 'CHT-Core API' };
-  if (wantsJSON(req)) {
+  if (!showPrompt && wantsJSON(req)) {
     return sendJSON(res, 401, { code: 401, error: 'unauthorized' }, headers);
   }
   return sendText(res, 401, 'not logged in', { ...headers, 'WWW-Authenticate': 'Basic realm="Medic Web Services"' });
@@ -159,7 +163,7 @@ export function sendError(req, res, err, log) {
     code = 500;
   }
   if (code === 401) {
-    return notLoggedIn(req, res);
+    return notLoggedIn(req, res, !!err.showPrompt);
   }
   if (code >= 500 && code < 600) {
     if (!err.publicMessage && log) {

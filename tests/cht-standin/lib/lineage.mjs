@@ -7,11 +7,10 @@
 // - reports also get `patient` / `place` (with their lineage) when
 //   fields.patient_id | fields.patient_uuid | patient_id, or
 //   fields.place_id | place_id is set; short codes are resolved to contact
-//   uuids (CHT uses the contacts_by_reference view, the stand-in a Mango
-//   _find on patient_id / place_id), falling back to the value as a uuid.
+//   uuids with the medic-client/contacts_by_reference view (as CHT), falling
+//   back to the value as a uuid.
 
 const HARDCODED_TYPES = ['district_hospital', 'health_center', 'clinic', 'person'];
-const REFERENCE_TYPES = ['contact', 'national_office', ...HARDCODED_TYPES];
 
 const deepCopy = (obj) => JSON.parse(JSON.stringify(obj));
 const uniq = (arr) => [...new Set(arr)];
@@ -85,29 +84,18 @@ export function lineageFor(medic) {
     return result.rows.map((row) => row.doc).filter((doc) => !!doc);
   };
 
-  // shortcode -> contact uuid (or the shortcode itself when no contact has it)
+  // shortcode -> contact uuid (or the shortcode itself when no contact has
+  // it), with the medic-client/contacts_by_reference view as
+  // hydration.js contactUuidByShortcode: keys ['shortcode', <code as given>],
+  // the first row whose key matches wins.
   const contactUuidByShortcode = async (shortcodes) => {
-    const codes = uniq(shortcodes.filter((s) => s));
-    const found = new Map();
-    if (codes.length) {
-      for (const field of ['place_id', 'patient_id']) {
-        const result = await medic.find({
-          selector: { [field]: { $in: codes } },
-          fields: ['_id', 'type', field],
-          limit: 10000,
-        });
-        const docs = (result.docs || [])
-          .filter((d) => REFERENCE_TYPES.includes(d.type))
-          .sort((a, b) => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0));
-        for (const d of docs) {
-          const code = codes.find((c) => String(d[field]) === c);
-          if (code !== undefined && !found.has(code)) {
-            found.set(code, d._id);
-          }
-        }
-      }
-    }
-    return new Map(shortcodes.map((s) => [s, found.get(s) || s]));
+    const keys = shortcodes.filter((s) => s).map((s) => ['shortcode', s]);
+    const result = keys.length ? await medic.query('medic-client/contacts_by_reference', { keys }) : { rows: [] };
+    const idFor = (code) => {
+      const row = (result.rows || []).find((r) => r.key[1] === code);
+      return row && row.id;
+    };
+    return new Map(shortcodes.map((s) => [s, idFor(s) || s]));
   };
 
   const fillParentsInDocs = (doc, lineage) => {

@@ -9,6 +9,7 @@
 // before mark_for_outbound, as in CHT's transition order).
 
 import crypto from 'node:crypto';
+import os from 'node:os';
 import vm from 'node:vm';
 
 export class OutboundError extends Error {}
@@ -174,13 +175,54 @@ const alreadySent = (payload, configName, info) => {
   return !!(last && last.hash && last.hash === hashPayload(payload));
 };
 
-const isSuccess = (status) => (status >= 200 && status < 300) || (status >= 301 && status <= 398);
+// couch-request: the final response (after fetch followed any redirects) is
+// a success when `response.ok` (2xx) or 301-398 (a 3xx fetch did not follow:
+// 304, 305, 306, a redirect without Location, ...).
+const isSuccess = (status) => (status >= 200 && status < 300) || (status > 300 && status < 399);
+
+// couch-request getResponseBody: a Content-Type starting with
+// application/json is parsed (and throws when it does not parse), anything
+// else is read as text (then tried as JSON).
+const responseBody = async (res) => {
+  const contentType = res.headers.get('content-type');
+  if (contentType && contentType.startsWith('application/json')) {
+    return res.json();
+  }
+  const text = await res.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+};
+
+// scheme://host:port/path only (no credentials, no query: tokens live there)
+const redactUrl = (raw) => {
+  try {
+    const u = new URL(raw);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return '';
+  }
+};
+
+const withCheckDigit = (digits) => {
+  const weight = digits.length + 1;
+  let total = 0;
+  [...digits].forEach((d, i) => {
+    total += Number(d) * (weight - i);
+  });
+  const check = total % 11;
+  return digits + (check === 10 ? 0 : check);
+};
 
 // ---- the engine -------------------------------------------------------------
 
 export class OutboundEngine {
-  constructor({ medic, sentinel, vault, lineage, getSettings, log, pollMs, retryMs, timeoutMs, deliverTwice }) {
+  constructor({ medic, sentinel, vault, lineage, getSettings, log, pollMs, retryMs, timeoutMs, deliverTwice, chtVersion }) {
     Object.assign(this, { medic, sentinel, vault, lineage, getSettings, log });
+    // couch-request (4.20+) adds this to every request to another host
+    this.userAgent = `Community Health Toolkit/${chtVersion || 'unknown'} (${os.platform()},${os.arch()})`;
     this.pollMs = pollMs;
     this.retryMs = retryMs;
     this.timeoutMs = timeoutMs || OUTBOUND_REQ_TIMEOUT;
@@ -227,7 +269,8 @@ export class OutboundEngine {
     }
     const delivery = entry.delivery ? ` delivery=${entry.delivery}` : '';
     const code = entry.error_code ? ` error=${entry.error_code}` : '';
-    this.log(`outbound push source=${entry.source} doc=${entry.doc_id} config=${entry.config} status=${entry.status}${delivery}${code}`);
+    const redirected = entry.redirected_to ? ' redirected=true' : '';
+    this.log(`outbound push source=${entry.source} doc=${entry.doc_id} config=${entry.config} status=${entry.status}${delivery}${redirected}${code}`);
     return full;
   }
 
@@ -378,17 +421,27 @@ export class OutboundEngine {
     if (doc[field]) {
       return false;
     }
-    for (let i = 0; i < 20; i++) {
-      const code = String(crypto.randomInt(10000, 100000));
-      const clash = await this.medic.find({
-        selector: { $or: [{ patient_id: code }, { place_id: code }] }, fields: ['_id'], limit: 1,
-      });
-      if (!clash.docs || !clash.docs.length) {
-        doc[field] = code;
-        return true;
-      }
+    const code = await this.uniqueShortcode();
+    if (!code) {
+      return false;
     }
-    return false;
+    doc[field] = code;
+    return true;
+  }
+
+  // transitions/lib/ids.js: 200 random candidates of 4 digits plus a check
+  // digit (weighted sum mod 11, 10 -> 0); the first one medic/docs_by_shortcode
+  // does not know is used. (CHT lengthens the codes when a batch is all taken;
+  // the stand-in gives up.)
+  async uniqueShortcode() {
+    const candidates = new Set();
+    while (candidates.size < 200) {
+      candidates.add(withCheckDigit(String(crypto.randomInt(0, 10000)).padStart(4, '0')));
+    }
+    const keys = [...candidates];
+    const result = await this.medic.query('medic/docs_by_shortcode', { keys });
+    const used = new Set((result.rows || []).map((r) => r.key));
+    return keys.find((k) => !used.has(k));
   }
 
   // --- the mark_for_outbound transition ---
@@ -515,35 +568,46 @@ export class OutboundEngine {
     const type = String(authConf.type).toLowerCase();
     if (type === 'basic') {
       const password = await this.fetchPassword(authConf.password_key);
-      headers.Authorization = 'Basic ' + Buffer.from(`${authConf.username}:${password}`).toString('base64');
+      headers.authorization = 'Basic ' + Buffer.from(`${authConf.username}:${password}`).toString('base64');
       return '';
     }
     if (type === 'header') {
       if (authConf.name && authConf.name.toLowerCase() === 'authorization') {
-        headers.Authorization = await this.fetchPassword(authConf.value_key);
+        headers.authorization = await this.fetchPassword(authConf.value_key);
         return '';
       }
-      throw new OutboundError(`Unsupported header name '${authConf.name}'. Supported: Authorization`);
+      throw new OutboundError(`Unsupported header name '${authConf.name}'. Supported: authorization`);
     }
     if (type === 'muso-sih') {
       const password = await this.fetchPassword(authConf.password_key);
       const res = await fetch(urlJoin(conf.destination.base_url, authConf.path), {
         method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'user-agent': this.userAgent,
+        },
         body: new URLSearchParams({ login: authConf.username, password }).toString(),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
-      const result = await res.json().catch(() => ({}));
-      if (!isSuccess(res.status) || result.statut !== 200) {
-        throw new OutboundError(`Got ${result.statut} when requesting auth`);
+      const result = await responseBody(res);
+      if (!isSuccess(res.status)) {
+        throw new OutboundError(`${res.status} from the muso-sih auth request`);
+      }
+      if (!result || result.statut !== 200) {
+        throw new OutboundError(`Got ${result && result.statut} when requesting auth`);
       }
       return '?' + new URLSearchParams({ token: result.data.username_token }).toString();
     }
-    throw new OutboundError(`Invalid auth type '${authConf.type}'. Supported: basic, muso-sih`);
+    throw new OutboundError(`Invalid auth type '${authConf.type}'. Supported: basic, header, muso-sih`);
   }
 
+  // outbound.sendPayload through couch-request: POST with global fetch
+  // (redirects followed as fetch does: 301/302/303 turn a POST into a GET
+  // without body, 307/308 repeat the POST), JSON body and headers, then the
+  // success rule on the FINAL response; a body announced as JSON that does not
+  // parse (e.g. an empty 200/204 with Content-Type: application/json) makes
+  // the push fail, as couch-request's response.json() throws.
   async sendPayload(payload, conf, base) {
-    const headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
+    const headers = { accept: 'application/json', 'content-type': 'application/json', 'user-agent': this.userAgent };
     let url;
     let query;
     try {
@@ -564,11 +628,21 @@ export class OutboundEngine {
       const delivery = this.deliverTwice ? `${i}/${deliveries}` : undefined;
       try {
         const res = await fetch(url + query, {
-          method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs),
+          method: 'POST', headers, body, redirect: 'follow', signal: AbortSignal.timeout(this.timeoutMs),
         });
-        await res.arrayBuffer();
-        const ok = isSuccess(res.status);
-        this.record({ ...base, status: res.status, ok, sent: true, delivery });
+        const redirected = res.redirected ? { redirected_to: redactUrl(res.url) } : {};
+        let ok = isSuccess(res.status);
+        let bodyError;
+        try {
+          await responseBody(res);
+        } catch (err) {
+          bodyError = err;
+          ok = false;
+        }
+        this.record({
+          ...base, status: res.status, ok, sent: true, delivery, ...redirected,
+          ...(bodyError ? { error: `response body is not JSON: ${bodyError.message}`, error_code: 'invalid_json' } : {}),
+        });
         lastError = ok ? null : new OutboundError(`Failed to push ${base.doc_id} to ${base.config}, server responsed with ${res.status}`);
       } catch (err) {
         const timeout = err.name === 'TimeoutError' || err.name === 'AbortError';

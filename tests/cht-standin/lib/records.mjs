@@ -2,6 +2,7 @@
 // builds them (getDataRecord + smsparser.merge + report/validate).
 
 import { PublicError } from './http.mjs';
+import { normalize as normalizePhone } from './phone.mjs';
 
 const DATE_NUMBER_STRING = /(\d{13,})/;
 const empty = (val) => val === '' || val === null || val === undefined;
@@ -57,40 +58,63 @@ const merge = (key, record, formData) => {
   }
 };
 
-// report/validate.js: required fields that are undefined/null (or arrays
-// whose first item is) -> one sys.missing_fields error.
+// report/validate.js: per form field (looked up with its key as defined, no
+// dot traversal): a required field whose value is undefined/null is missing;
+// a present value of the wrong JSON type (integer, string, boolean, complex)
+// gives sys.incorrect_type; the missing ones come last, in one
+// sys.missing_fields error. Fields with a `list` are not type-checked.
 const validate = (def, formData) => {
+  const errors = [];
   const missing = [];
-  const isDefined = (v) => v !== undefined && v !== null;
+  const exists = (v) => v !== undefined && v !== null;
   for (const [k, field] of Object.entries(def.fields || {})) {
-    const keys = k.split('.');
-    let data = formData;
-    while (keys.length > 1) {
-      data = data ? data[keys.shift()] : undefined;
-    }
-    const key = keys[0];
-    if (field && field.required) {
-      if (!data || !isDefined(data[key]) || (Array.isArray(data[key]) && !isDefined(data[key][0]))) {
-        missing.push(k);
+    const value = formData[k];
+    if (field && field.required && !exists(value)) {
+      missing.push(k);
+    } else if (exists(value) && field && !field.list) {
+      const wrong =
+        (field.type === 'integer' && (typeof value !== 'number' || !Number.isInteger(value))) ||
+        (field.type === 'string' && typeof value !== 'string') ||
+        (field.type === 'boolean' && typeof value !== 'boolean') ||
+        (field.type === 'complex' && typeof value !== 'object');
+      if (wrong) {
+        errors.push({ code: 'sys.incorrect_type', ctx: { expectedType: field.type, key: k } });
       }
     }
   }
-  return missing.length ? [{ code: 'sys.missing_fields', fields: missing }] : [];
+  if (missing.length) {
+    errors.push({ code: 'sys.missing_fields', ctx: { fields: missing } });
+  }
+  return errors;
 };
 
+// api/resources/translations/messages-en.properties, rendered as CHT's
+// config.translate does ({{x}} placeholders; an array shows as "a,b").
 const MESSAGES = {
-  'sys.missing_fields': (err) => `Missing or invalid fields: ${(err.fields || []).join(', ')}.`,
-  'sys.empty': () => 'Message appears empty.',
-  extra_fields: () => 'Extra fields.',
+  'sys.missing_fields': 'Missing or invalid fields: {{fields}}.',
+  'sys.incorrect_type': 'Incorrect type of field {{key}}, expected {{expectedType}}.',
+  'sys.empty': 'Message appears empty.',
+  'sys.form_not_found': "Form '{{form}}' not found.",
+  extra_fields: 'Extra fields.',
 };
 
+const translate = (code, ctx = {}) => {
+  const template = MESSAGES[code];
+  if (!template) {
+    return code;
+  }
+  return template.replace(/\{\{(.+?)\}\}/g, (_, name) => String(ctx[name.trim()]));
+};
+
+// records.js addError: the message is rendered, the ctx dropped:
+// the stored error is {code, message}.
 const addError = (record, error) => {
   if (typeof error === 'string') {
     error = { code: error };
   }
   if (!error.message) {
-    const msg = MESSAGES[error.code];
-    error.message = msg ? msg(error) : error.code;
+    error.message = translate(error.code, error.ctx);
+    delete error.ctx;
   }
   record.errors.push(error);
 };
@@ -100,10 +124,10 @@ const getForm = (settings, code) => {
   return forms && Object.prototype.hasOwnProperty.call(forms, code) ? forms[code] : undefined;
 };
 
-const getDataRecord = (formData, options, def) => {
+const getDataRecord = (formData, options, def, settings) => {
   const record = {
     type: 'data_record',
-    from: options.from,
+    from: normalizePhone(settings, options.from) || options.from,
     form: options.form,
     errors: [],
     tasks: [],
@@ -166,5 +190,5 @@ export function createRecordByJSON(data, settings) {
     }
     corrected[k.toLowerCase()] = data[k];
   }
-  return getDataRecord(corrected, options, def);
+  return getDataRecord(corrected, options, def, settings);
 }

@@ -8,26 +8,24 @@
 // stands in for OpenHIM / the mediator.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SERVER = path.join(HERE, '..', 'server.mjs');
-
-const COUCH_URL = (process.env.COUCH_URL || '').replace(/\/+$/, '');
-const COUCH_USER = process.env.COUCH_USER;
-const COUCH_PASSWORD = process.env.COUCH_PASSWORD;
+import {
+  ADMIN_AUTH, COUCH_PASSWORD, COUCH_URL, COUCH_USER, assertCouchEnv, basic, couch, createCouchUser,
+  deleteCouchUser, dropDatabases, startReceiver, startStandin as start, waitFor,
+} from '../testlib/harness.mjs';
 
 const RUN = crypto.randomBytes(4).toString('hex');
 const DB = `medic-standin-test-${RUN}`;
+// chw: configured as an offline role; viewer: not configured (offline too);
+// interop: an online user (mm-online), as POST /api/v2/users makes it
 const CHW = { name: `standin-chw-${RUN}`, password: crypto.randomBytes(12).toString('hex'), roles: ['chw'] };
 const VIEWER = { name: `standin-viewer-${RUN}`, password: crypto.randomBytes(12).toString('hex'), roles: ['viewer'] };
+const INTEROP = { name: `standin-interop-${RUN}`, password: crypto.randomBytes(12).toString('hex'), roles: ['interop', 'mm-online'] };
 const OPENHIM_SECRET = `openhim-${crypto.randomBytes(6).toString('hex')}`;
 
 // Names and phones used below; the stand-in's log must never contain them.
@@ -37,176 +35,12 @@ const PATIENT_PHONE_2 = '+254798765432';
 const CHW_NAME = 'Grace Chepkoech Kiprop';
 const SECRET_WORDS = [PATIENT_NAME, PATIENT_PHONE, PATIENT_PHONE_2, CHW_NAME, OPENHIM_SECRET];
 
-const basic = (u, p) => 'Basic ' + Buffer.from(`${u}:${p}`).toString('base64');
-const ADMIN_AUTH = basic(COUCH_USER, COUCH_PASSWORD);
 const CHW_AUTH = basic(CHW.name, CHW.password);
 const VIEWER_AUTH = basic(VIEWER.name, VIEWER.password);
-
-// ---------------------------------------------------------------------------
-// helpers
-
-async function httpCall(base, method, p, { auth, body, headers = {}, contentType } = {}) {
-  const h = { ...headers };
-  if (auth) {
-    h.Authorization = auth;
-  }
-  let payload;
-  if (body !== undefined) {
-    if (typeof body === 'string') {
-      payload = body;
-      h['Content-Type'] = contentType || 'text/plain';
-    } else {
-      payload = JSON.stringify(body);
-      h['Content-Type'] = contentType || 'application/json';
-    }
-  }
-  const res = await fetch(base + p, { method, headers: h, body: payload, signal: AbortSignal.timeout(30_000) });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: res.headers, text, body: json };
-}
-
-const couch = (method, p, body) => httpCall(COUCH_URL, method, p, { auth: ADMIN_AUTH, body, headers: { Accept: 'application/json' } });
-
-// A receiver standing in for OpenHIM / the mediator: records every request,
-// answers per path as told (status, delay).
-function startReceiver() {
-  const requests = [];
-  const behaviour = new Map();
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      let body;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        body = text;
-      }
-      const p = req.url.split('?')[0];
-      requests.push({ method: req.method, path: p, url: req.url, headers: req.headers, body });
-      const b = behaviour.get(p) || {};
-      const answer = () => {
-        if (res.destroyed) {
-          return;
-        }
-        const status = b.status || 200;
-        const headers = { 'Content-Type': 'application/json' };
-        if (status >= 300 && status < 400) {
-          headers.Location = 'http://127.0.0.1:9/elsewhere';
-        }
-        res.writeHead(status, headers);
-        res.end(JSON.stringify({ received: true }));
-      };
-      if (b.delayMs) {
-        setTimeout(answer, b.delayMs);
-      } else {
-        answer();
-      }
-    });
-  });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const base = `http://127.0.0.1:${server.address().port}`;
-      resolve({
-        base,
-        requests,
-        on: (p, b) => behaviour.set(p, b),
-        reset: (p) => behaviour.delete(p),
-        at: (p) => requests.filter((r) => r.path === p),
-        close: () => new Promise((r) => {
-          server.close(r);
-          server.closeAllConnections();
-        }),
-      });
-    });
-  });
-}
+const INTEROP_AUTH = basic(INTEROP.name, INTEROP.password);
 
 const allLogs = [];
-
-function startStandin(settingsFile, extraEnv = {}) {
-  const env = {
-    ...process.env,
-    COUCH_URL, COUCH_USER, COUCH_PASSWORD,
-    STANDIN_PORT: '0',
-    STANDIN_HOST: '127.0.0.1',
-    STANDIN_MEDIC_DB: DB,
-    STANDIN_APP_SETTINGS: settingsFile,
-    STANDIN_OUTBOUND_POLL_MS: '600000', // only flushes drive the feed unless a test says otherwise
-    STANDIN_OUTBOUND_RETRY_MS: '600000',
-    STANDIN_OUTBOUND_TIMEOUT_MS: '1500',
-    ...extraEnv,
-  };
-  const child = spawn(process.execPath, [SERVER], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs = [];
-  let buffered = '';
-  const onData = (chunk) => {
-    buffered += chunk.toString('utf8');
-    const lines = buffered.split('\n');
-    buffered = lines.pop();
-    logs.push(...lines);
-    allLogs.push(...lines);
-  };
-  child.stdout.on('data', onData);
-  child.stderr.on('data', onData);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`stand-in did not start:\n${logs.join('\n')}`)), 20_000);
-    const exitEarly = (code) => {
-      clearTimeout(timer);
-      reject(new Error(`stand-in exited (${code}):\n${logs.join('\n')}${buffered}`));
-    };
-    child.once('exit', exitEarly);
-    const check = setInterval(() => {
-      const line = logs.find((l) => /listening on http:\/\/[\d.]+:(\d+)/.test(l));
-      if (line) {
-        clearInterval(check);
-        clearTimeout(timer);
-        child.off('exit', exitEarly);
-        const port = Number(/listening on http:\/\/[\d.]+:(\d+)/.exec(line)[1]);
-        const base = `http://127.0.0.1:${port}`;
-        resolve({
-          base,
-          logs,
-          call: (method, p, opts) => httpCall(base, method, p, opts),
-          flush: async (query = '') => {
-            const r = await httpCall(base, 'POST', `/_standin/outbound/flush${query}`);
-            assert.equal(r.status, 200, r.text);
-            return r.body;
-          },
-          stop: () => new Promise((r) => {
-            if (child.exitCode !== null) {
-              return r();
-            }
-            child.once('exit', () => r());
-            child.kill('SIGTERM');
-          }),
-        });
-      }
-    }, 50);
-    child.once('exit', () => clearInterval(check));
-  });
-}
-
-async function waitFor(what, fn, timeoutMs = 15_000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) {
-      return v;
-    }
-    if (Date.now() > end) {
-      assert.fail(`timed out waiting for ${what}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const startStandin = (settingsFile, extraEnv = {}) => start(settingsFile, { db: DB, extraEnv, allLogs });
 
 // ---------------------------------------------------------------------------
 // fixture
@@ -222,10 +56,15 @@ function appSettings(recv) {
   const dest = (p, extra = {}) => ({ base_url: recv, path: p, auth, ...extra });
   return {
     transitions: { mark_for_outbound: true },
+    roles: {
+      chw: { name: 'usertype.chw', offline: true },
+      interop: { name: 'usertype.interop', offline: false },
+    },
     permissions: {
-      can_create_records: ['chw'],
-      can_create_people: ['chw'],
-      can_create_places: ['chw'],
+      can_edit: ['chw', 'interop'],
+      can_create_records: ['chw', 'interop'],
+      can_create_people: ['chw', 'interop'],
+      can_create_places: ['chw', 'interop'],
     },
     forms: {
       INTEROP_FOLLOW_UP: {
@@ -300,13 +139,11 @@ function appSettings(recv) {
 }
 
 before(async () => {
-  assert.ok(COUCH_URL && COUCH_USER && COUCH_PASSWORD,
-    'set COUCH_URL, COUCH_USER and COUCH_PASSWORD to a running pouchdb-server/CouchDB admin');
+  assertCouchEnv();
   const root = await couch('GET', '/');
   assert.equal(root.status, 200, `CouchDB not reachable at ${COUCH_URL}`);
-  for (const u of [CHW, VIEWER]) {
-    const r = await couch('PUT', `/_users/org.couchdb.user:${u.name}`, { name: u.name, password: u.password, roles: u.roles, type: 'user' });
-    assert.ok([201, 202].includes(r.status), r.text);
+  for (const u of [CHW, VIEWER, INTEROP]) {
+    await createCouchUser(u);
   }
   receiver = await startReceiver();
   tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cht-standin-test-'));
@@ -322,15 +159,10 @@ after(async () => {
   if (receiver) {
     await receiver.close();
   }
-  if (COUCH_URL && COUCH_USER) {
-    for (const db of [DB, `${DB}-sentinel`, `${DB}-vault`]) {
-      await couch('DELETE', `/${encodeURIComponent(db)}`).catch(() => {});
-    }
-    for (const u of [CHW, VIEWER]) {
-      const r = await couch('GET', `/_users/org.couchdb.user:${u.name}`).catch(() => null);
-      if (r && r.status === 200) {
-        await couch('DELETE', `/_users/org.couchdb.user:${u.name}?rev=${r.body._rev}`).catch(() => {});
-      }
+  if (COUCH_URL && COUCH_USER && COUCH_PASSWORD) {
+    await dropDatabases(DB);
+    for (const u of [CHW, VIEWER, INTEROP]) {
+      await deleteCouchUser(u.name);
     }
   }
   if (tmpDir) {
@@ -372,7 +204,7 @@ const backlog = async () => {
 test('GET /api/info answers without authentication', async () => {
   const r = await standin.call('GET', '/api/info');
   assert.equal(r.status, 200);
-  assert.deepEqual(r.body, { version: '4.17.0' });
+  assert.deepEqual(r.body, { version: '4.22.0' });
 });
 
 test('401 without or with wrong credentials (JSON or text by Accept)', async () => {
@@ -511,10 +343,7 @@ test('records API: a missing required field goes to doc.errors, still success', 
   assert.equal(r.status, 200, r.text);
   assert.equal(r.body.success, true);
   const doc = await medicDoc(r.body.id);
-  assert.equal(doc.errors.length, 1);
-  assert.equal(doc.errors[0].code, 'sys.missing_fields');
-  assert.deepEqual(doc.errors[0].fields, ['patient_uuid']);
-  assert.equal(typeof doc.errors[0].message, 'string');
+  assert.deepEqual(doc.errors, [{ code: 'sys.missing_fields', message: 'Missing or invalid fields: patient_uuid.' }]);
   assert.deepEqual(doc.fields, { note: 'no patient' });
 });
 
@@ -578,7 +407,7 @@ test('places and people: validation errors answer 400', async () => {
 
 test('hydrate (GET and POST): full parent and contact lineage, not_found', async () => {
   const q = encodeURIComponent(JSON.stringify([ids.patient, 'no-such-doc']));
-  let r = await standin.call('GET', `/api/v1/hydrate?doc_ids=${q}`, { auth: CHW_AUTH });
+  let r = await standin.call('GET', `/api/v1/hydrate?doc_ids=${q}`, { auth: INTEROP_AUTH });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.body.length, 2);
   const [{ id, doc }, missing] = r.body;
@@ -591,13 +420,16 @@ test('hydrate (GET and POST): full parent and contact lineage, not_found', async
   assert.equal(doc.parent.parent.name, 'Kondele HC');
   assert.equal(doc.parent.parent.parent.name, 'Kisumu District');
 
-  r = await standin.call('POST', '/api/v1/hydrate', { auth: CHW_AUTH, body: { doc_ids: [ids.clinic] } });
+  r = await standin.call('POST', '/api/v1/hydrate', { auth: INTEROP_AUTH, body: { doc_ids: [ids.clinic] } });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.body[0].doc.contact.name, CHW_NAME);
   assert.equal(r.body[0].doc.parent.parent.name, 'Kisumu District');
 
-  r = await standin.call('GET', '/api/v1/hydrate', { auth: CHW_AUTH, headers: { Accept: 'application/json' } });
+  r = await standin.call('GET', '/api/v1/hydrate', { auth: INTEROP_AUTH, headers: { Accept: 'application/json' } });
   assert.equal(r.status, 400);
+  assert.deepEqual(r.body, { error: 'bad_request', reason: '`doc_ids` parameter must be a json array.' });
+  r = await standin.call('GET', '/api/v1/hydrate?doc_ids=[]', { auth: ADMIN_AUTH });
+  assert.deepEqual(r.body, []);
 });
 
 // ---------------------------------------------------------------------------
@@ -814,12 +646,15 @@ test('outbound: header auth sends the stored value as Authorization', async () =
   assert.equal(receiver.at('/header')[0].headers.authorization, `Bearer ${OPENHIM_SECRET}`);
 });
 
-test('outbound: 3xx counts as success (not followed), a timeout as failure', async () => {
-  receiver.on('/redirect', { status: 302 });
+test('outbound: a redirect to nowhere fails (followed), a timeout fails', async () => {
+  receiver.on('/redirect', { status: 302 }); // Location: a closed port
   const rid = `redirect-${RUN}`;
   await putViaMedic({ _id: rid, type: 'data_record', form: 'redirected', fields: {} });
-  let result = await standin.flush();
-  assert.ok(result.pushed.some((a) => a.doc_id === rid && a.status === 302));
+  let result = await standin.flush('?retry=false');
+  assert.ok(result.failed.some((a) => a.doc_id === rid && a.status === 'network_error'), JSON.stringify(result.failed));
+  assert.equal(await backlog(), 1);
+  receiver.on('/redirect', { status: 200 });
+  result = await standin.flush();
   assert.equal(await backlog(), 0);
 
   receiver.on('/slow', { delayMs: 3000 }); // the test instance times out after 1.5 s
@@ -839,7 +674,7 @@ test('monitoring: outbound_push.backlog and sentinel backlog, unauthenticated', 
   assert.equal(r.status, 200);
   assert.equal(r.body.outbound_push.backlog, 0);
   assert.equal(r.body.sentinel.backlog, 0);
-  assert.equal(r.body.version.app, '4.17.0');
+  assert.equal(r.body.version.app, '4.22.0');
 });
 
 // ---------------------------------------------------------------------------
@@ -847,7 +682,7 @@ test('monitoring: outbound_push.backlog and sentinel backlog, unauthenticated', 
 
 test('/medic passthrough: method, query, body and the caller\'s auth; crash traps refused', async () => {
   let r = await standin.call('POST', '/medic/_find', {
-    auth: CHW_AUTH, body: { selector: { form: 'INTEROP_FOLLOW_UP', 'fields.note': 'ltfu' }, fields: ['_id', 'fields'] },
+    auth: INTEROP_AUTH, body: { selector: { form: 'INTEROP_FOLLOW_UP', 'fields.note': 'ltfu' }, fields: ['_id', 'fields'] },
   });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.body.docs.length, 1);
@@ -868,7 +703,9 @@ test('/medic passthrough: method, query, body and the caller\'s auth; crash trap
   r = await standin.call('GET', '/medic/_changes?filter=_selector', { auth: ADMIN_AUTH });
   assert.equal(r.status, 400);
   r = await standin.call('PUT', '/medic', { auth: CHW_AUTH });
-  assert.equal(r.status, 401);
+  assert.equal(r.status, 403, 'an offline user: the firewall');
+  r = await standin.call('PUT', '/medic', { auth: INTEROP_AUTH });
+  assert.equal(r.status, 401, 'an online user: what CouchDB answers a non-admin');
   r = await standin.call('GET', '/medic/no-such-doc', { auth: CHW_AUTH });
   assert.equal(r.status, 404);
   r = await standin.call('GET', '/medic/x', { auth: basic(CHW.name, 'wrong'), headers: { Accept: 'application/json' } });
