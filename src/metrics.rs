@@ -48,7 +48,7 @@ pub struct TargetLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConversionLabels {
-    /// `patient` or `encounter` (inbound), `follow_up`, `patient_record`, `encounter_record` (outbound).
+    /// `patient` or `encounter` (inbound), `follow_up`, `patient_contact`, `encounter_record` (outbound).
     pub kind: &'static str,
     /// `written`, `dead_lettered`, `transient_failure`, `refused`.
     pub outcome: &'static str,

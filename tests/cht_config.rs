@@ -80,14 +80,10 @@ fn the_follow_up_form_defines_every_field_the_mediator_writes() {
 }
 
 #[test]
-fn the_patient_and_observation_forms_define_every_field_the_outbound_mapping_writes() {
-    use cht_fhir_mediator::conversions::to_cht::{
-        DEFAULT_OUTBOUND_JSON, OutboundMappings, encounter_record, patient_record,
-    };
+fn the_observation_form_defines_every_field_the_outbound_mapping_writes() {
+    use cht_fhir_mediator::conversions::to_cht::{DEFAULT_OUTBOUND_JSON, OutboundMappings, encounter_record};
     let settings = app_settings();
     let mappings = OutboundMappings::parse(DEFAULT_OUTBOUND_JSON).unwrap();
-    let patient = json!({"resourceType": "Patient", "id": "p", "name": [{"text": "A B"}], "gender": "female", "birthDate": "1990-01-01",
-        "telecom": [{"system": "phone", "value": "+1"}], "managingOrganization": {"reference": mappings.places.keys().next().unwrap()}});
     let observations: Vec<Value> = mappings
         .observation_fields
         .keys()
@@ -96,10 +92,7 @@ fn the_patient_and_observation_forms_define_every_field_the_outbound_mapping_wri
             json!({"code": {"coding": [{"system": system, "code": code}]}, "valueString": "x"})
         })
         .collect();
-    let records = [
-        patient_record(&patient, &mappings).unwrap(),
-        encounter_record(&json!({"id": "e"}), &observations, "uuid", &mappings).unwrap(),
-    ];
+    let records = [encounter_record(&json!({"id": "e"}), &observations, "uuid", &mappings).unwrap()];
     for (form, fields) in records {
         let defined = settings["forms"][&form]["fields"]
             .as_object()

@@ -7,9 +7,7 @@ use cht_fhir_mediator::conversions::follow_up::{new_task, parse_request, record_
 use cht_fhir_mediator::conversions::mapping::{DEFAULT_FORMS_JSON, FormMappings};
 use cht_fhir_mediator::conversions::patient::person_to_patient;
 use cht_fhir_mediator::conversions::report::{build, parse_report};
-use cht_fhir_mediator::conversions::to_cht::{
-    DEFAULT_OUTBOUND_JSON, OutboundMappings, encounter_record, patient_record,
-};
+use cht_fhir_mediator::conversions::to_cht::{DEFAULT_OUTBOUND_JSON, OutboundMappings, encounter_record, new_person};
 use cht_fhir_mediator::fhir::{model, validate::validate};
 use cht_fhir_mediator::settings::IdentifierSystems;
 use proptest::prelude::*;
@@ -240,7 +238,7 @@ proptest! {
             let _ = record_fields(&task, "uuid", None);
         }
         let mappings = OutboundMappings::parse(DEFAULT_OUTBOUND_JSON).unwrap();
-        let _ = patient_record(&resource, &mappings);
+        let _ = new_person(&resource, "c1", "person", &mappings);
         let _ = encounter_record(&resource, std::slice::from_ref(&resource), "uuid", &mappings);
         let _ = validate(&resource);
         let _ = model::check_structure(&resource);

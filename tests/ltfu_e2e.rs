@@ -443,8 +443,8 @@ async fn ltfu_with_the_fhir_server_down_when_the_report_is_pushed() {
     ltfu(Fault::FhirDownWhenReported).await;
 }
 
-/// EMR first: the EMR registers a patient in the FHIR server (CHT has never heard of them) and
-/// asks for a follow-up. The mediator makes them a CHT contact in the CHW area, once, links the
+/// EMR first: the EMR registers a patient through OpenHIM (`POST /mediator/fhir/Patient`; CHT
+/// has never heard of them) and asks for a follow-up. The mediator makes them a CHT contact in the CHW area, once, links the
 /// FHIR Patient to it, and the follow-up reaches that contact; CHT's own push of the new contact
 /// then updates the same FHIR Patient, keeping the EMR's identifier. Every push twice, the
 /// request twice.
@@ -461,14 +461,38 @@ async fn ltfu_for_a_patient_the_emr_registered_first() {
 
     let mrn = uuid::Uuid::new_v4().to_string();
     let phone = format!("+2547{}", &mrn.replace('-', "").chars().filter(char::is_ascii_digit).collect::<String>()[..8]);
-    let fhir_id = fhir_create(
-        &world,
-        &json!({"resourceType": "Patient",
+    let registration = json!({"resourceType": "Patient",
         "identifier": [{"system": "https://emr.example.org/mrn", "value": mrn}],
         "name": [{"given": ["Nafula"], "family": "Wekesa"}], "gender": "female", "birthDate": "1991-03-08",
-        "telecom": [{"system": "phone", "value": phone}]}),
-    )
+        "telecom": [{"system": "phone", "value": phone}]});
+    let register = || async {
+        let r = world
+            .http
+            .post(format!("{}/mediator/fhir/Patient", world.stack.openhim_router_url))
+            .basic_auth(EMR_CLIENT.0, Some(EMR_CLIENT.1))
+            .json(&registration)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    // OpenHIM is not at once ready for a test that calls it right after its setup: its router can
+    // still route to the previous test's mediator for a moment after the channels are
+    // re-installed (500 with no body, ECONNREFUSED in its log), and a client just created can be
+    // refused (401) until its router knows it. The first request waits for both; the mediator's
+    // own answers are FHIR resources or OperationOutcomes.
+    let (status, registered) = eventually(Duration::from_secs(20), "OpenHIM routing to this mediator", || async {
+        let (status, body) = register().await;
+        let not_yet =
+            (status == 500 && body.is_null()) || (status == 401 && body["resourceType"] != "OperationOutcome");
+        (!not_yet).then_some((status, body))
+    })
     .await;
+    // The EMR registers the patient through OpenHIM (twice: a resend finds the first).
+    assert_eq!(status, 201, "{registered}");
+    let fhir_id = registered["id"].as_str().expect("the registered Patient's id").to_owned();
+    let (status, again) = register().await;
+    assert_eq!((status, again["id"].as_str()), (200, Some(fhir_id.as_str())), "{again}");
     let order = uuid::Uuid::new_v4().to_string();
     let request = json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
         "identifier": [{"system": "https://emr.example.org/orders", "value": order}],
@@ -476,18 +500,7 @@ async fn ltfu_for_a_patient_the_emr_registered_first() {
         "requester": {"reference": format!("Organization/{}", world.organization), "display": "Kondele clinic"},
         "reasonCode": [{"text": "Missed ART refill"}], "authoredOn": "2026-11-20T08:00:00Z"});
     let send = || request_follow_up(&world, &request);
-    // OpenHIM is not at once ready for a test that calls it right after its setup: its router can
-    // still route to the previous test's mediator for a moment after the channels are
-    // re-installed (500 with no body, ECONNREFUSED in its log), and a client just created can be
-    // refused (401) until its router knows it. The first request waits for both; the mediator's
-    // own answers are OperationOutcomes.
-    let first = eventually(Duration::from_secs(20), "OpenHIM routing to this mediator", || async {
-        let (status, body) = send().await;
-        let not_yet =
-            (status == 500 && body.is_null()) || (status == 401 && body["resourceType"] != "OperationOutcome");
-        (!not_yet).then_some((status, body))
-    })
-    .await;
+    let first = send().await;
     let mut tasks = Vec::new();
     for (status, task) in [first, send().await] {
         assert!(status == 201 || status == 200, "{status}: {task}");
@@ -573,5 +586,17 @@ async fn ltfu_for_a_patient_the_emr_registered_first() {
         1,
         "still one Patient"
     );
+    // OpenHIM recorded the registrations, with the mediator's calls to FHIR and CHT.
+    let registrations = eventually(Duration::from_secs(10), "the registrations' transactions", || async {
+        let found = transactions_for(&world.admin, "/mediator/fhir/Patient", &mrn).await;
+        (found.len() >= 2).then_some(found)
+    })
+    .await;
+    assert!(registrations.iter().all(|t| t["status"] == "Successful"), "{registrations:?}");
+    let calls: Vec<String> = mediator_orchestrations(&registrations[registrations.len() - 1])
+        .iter()
+        .filter_map(|o| o["name"].as_str().map(str::to_owned))
+        .collect();
+    assert!(calls.iter().any(|n| n == "CHT create person"), "the first made the CHT person: {calls:?}");
     assert_eq!(world.stack.unindexed_finds().await, unindexed, "an unindexed _find (GET /_standin/stats)");
 }

@@ -199,38 +199,118 @@ async fn record(stack: &Stack, form: &str, external_id: &str) -> Vec<Value> {
     stack.cht_records(form, "external_id", external_id).await
 }
 
+/// A new CHT place (a CHW area) and an outbound mapping file placing patients there by default.
+async fn area_with_mapping(stack: &Stack) -> (String, std::path::PathBuf) {
+    let area = unique("area");
+    let r = reqwest::Client::new()
+        .put(format!("{}/medic/{area}", stack.cht_url))
+        .basic_auth(&stack.couch_user, Some(&stack.couch_password))
+        .json(&json!({"type": "health_center", "name": "CHW area"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let mut mapping: Value =
+        serde_json::from_str(&std::fs::read_to_string("mediator-config/outbound.json").unwrap()).unwrap();
+    mapping["default_place_id"] = json!(area);
+    let file = std::env::temp_dir().join(format!("{area}.json"));
+    std::fs::write(&file, mapping.to_string()).unwrap();
+    (area, file)
+}
+
+fn new_phone() -> String {
+    format!("+2547{}", &uuid::Uuid::new_v4().as_u128().to_string()[..8])
+}
+
+/// The CHT contacts `contacts-by-phone` finds for `phone` (as an admin asks).
+async fn contacts_by_phone(stack: &Stack, phone: &str) -> Vec<Value> {
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/contacts-by-phone?phone={}", stack.cht_url, phone.replace('+', "%2B")))
+        .basic_auth(&stack.couch_user, Some(&stack.couch_password))
+        .send()
+        .await
+        .unwrap();
+    r.json::<Value>().await.unwrap()["docs"].as_array().cloned().unwrap_or_default()
+}
+
+/// The CHT document identifiers of a FHIR Patient.
+fn links(patient: &Value) -> Vec<String> {
+    let list = patient["identifier"].as_array().cloned().unwrap_or_default();
+    list.iter().filter(|i| i["system"] == DOC_SYSTEM).filter_map(|i| i["value"].as_str().map(str::to_owned)).collect()
+}
+
 #[tokio::test]
-async fn a_patient_from_another_system_becomes_one_cht_record_from_json_or_xml() {
+async fn a_patient_from_another_system_becomes_one_cht_contact_from_json_or_xml() {
     let Some(stack) = stack() else { return };
     let _load = LOAD.read().await;
-    let app = spawn_on_stack(&stack).await;
-    let id = unique("emr-pat");
+    let (area, mapping) = area_with_mapping(&stack).await;
+    let app = common::spawn_on_stack_with(&stack, &[("OUTBOUND_MAPPINGS_FILE", mapping.to_str().unwrap())]).await;
+    let (mrn, phone) = (unique("mrn"), new_phone());
     let xml = format!(
-        r#"<Patient xmlns="http://hl7.org/fhir"><id value="{id}"/><name><given value="Amina"/><family value="Njeri"/></name>
-        <telecom><system value="phone"/><value value="+254700000009"/></telecom><gender value="female"/><birthDate value="1990-05-12"/>
-        <managingOrganization><reference value="Organization/kondele-clinic"/></managingOrganization></Patient>"#
+        r#"<Patient xmlns="http://hl7.org/fhir"><identifier><system value="https://emr.example.org/mrn"/><value value="{mrn}"/></identifier>
+        <name><given value="Amina"/><family value="Njeri"/></name>
+        <telecom><system value="phone"/><value value="{phone}"/></telecom><gender value="female"/><birthDate value="1990-05-12"/></Patient>"#
     );
-    let post_xml = || {
-        app.http.post(app.url("/fhir/Patient")).header("content-type", "application/fhir+xml").body(xml.clone()).send()
+    let post_xml = || async {
+        let r = app
+            .http
+            .post(app.url("/fhir/Patient"))
+            .header("content-type", "application/fhir+xml")
+            .body(xml.clone())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
     };
-    assert_eq!(post_xml().await.unwrap().status(), 201);
-    assert_eq!(post_xml().await.unwrap().status(), 200, "the same Patient again finds the record");
-    let json_copy = json!({"resourceType": "Patient", "id": id, "name": [{"given": ["Amina"], "family": "Njeri"}],
-        "managingOrganization": {"reference": "Organization/kondele-clinic"}});
-    assert_eq!(app.http.post(app.url("/fhir/Patient")).json(&json_copy).send().await.unwrap().status(), 200);
-    let records = record(&stack, "INTEROP_PATIENT", &id).await;
-    assert_eq!(records.len(), 1);
-    let fields = &records[0]["fields"];
-    assert_eq!(
-        (fields["patient_name"].as_str(), fields["phone"].as_str(), fields["sex"].as_str()),
-        (Some("Amina Njeri"), Some("+254700000009"), Some("female"))
-    );
-    assert_eq!(fields["parent_id"], "5e1a3c55-health-center-kondele");
+    let (status, first) = post_xml().await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["resourceType"], "Patient");
+    let contact = links(&first);
+    assert_eq!(contact.len(), 1, "the answer is the Patient linked to its CHT contact: {first}");
+    let (status, again) = post_xml().await;
+    assert_eq!((status, &again["id"], links(&again)), (200, &first["id"], contact.clone()), "a resend finds both");
+    let json_copy = json!({"resourceType": "Patient", "name": [{"given": ["Amina"], "family": "Njeri"}],
+        "identifier": [{"system": "https://emr.example.org/mrn", "value": mrn}]});
+    let r = app.http.post(app.url("/fhir/Patient")).json(&json_copy).send().await.unwrap();
+    assert_eq!(r.status(), 200);
 
-    let homeless = json!({"resourceType": "Patient", "id": unique("p"), "name": [{"text": "No Place"}]});
-    let r = app.http.post(app.url("/fhir/Patient")).json(&homeless).send().await.unwrap();
+    let stored = stack.fhir_count(&format!("Patient?identifier=https://emr.example.org/mrn|{mrn}")).await;
+    assert_eq!(stored, 1, "one FHIR Patient");
+    let found = contacts_by_phone(&stack, &phone).await;
+    assert_eq!(found.len(), 1, "one CHT contact: {found:?}");
+    let person = &found[0];
+    assert_eq!(person["_id"], contact[0].as_str());
+    assert_eq!(
+        (person["name"].as_str(), person["sex"].as_str(), person["date_of_birth"].as_str()),
+        (Some("Amina Njeri"), Some("female"), Some("1990-05-12"))
+    );
+    assert_eq!(person["parent"]["_id"], area.as_str());
+    assert_eq!(person["fhir_identifiers"][0]["value"], mrn.as_str(), "the contact carries the MRN back");
+
+    // Her sister shares the phone: another person, another contact.
+    let sister = json!({"resourceType": "Patient", "name": [{"text": "Grace Njeri"}], "birthDate": "1994-02-01",
+        "identifier": [{"system": "https://emr.example.org/mrn", "value": unique("mrn")}],
+        "telecom": [{"system": "phone", "value": phone}]});
+    let r = app.http.post(app.url("/fhir/Patient")).json(&sister).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let sister_contact = links(&r.json::<Value>().await.unwrap());
+    assert_eq!(sister_contact.len(), 1);
+    assert_ne!(sister_contact, contact);
+    assert_eq!(contacts_by_phone(&stack, &phone).await.len(), 2);
+
+    let homeless = json!({"resourceType": "Patient", "name": [{"text": "No Place"}],
+        "identifier": [{"system": "https://emr.example.org/mrn", "value": unique("mrn")}],
+        "managingOrganization": {"reference": "Organization/nowhere"}});
+    let plain = spawn_on_stack(&stack).await;
+    let r = plain.http.post(plain.url("/fhir/Patient")).json(&homeless).send().await.unwrap();
     assert_eq!(r.status(), 422);
     assert_eq!(r.json::<Value>().await.unwrap()["issue"][0]["expression"][0], "Patient.managingOrganization");
+    let mrn = homeless["identifier"][0]["value"].as_str().unwrap();
+    assert_eq!(stack.fhir_count(&format!("Patient?identifier=https://emr.example.org/mrn|{mrn}")).await, 0);
+    let anonymous = json!({"resourceType": "Patient", "name": [{"text": "Nobody Known"}]});
+    let r = app.http.post(app.url("/fhir/Patient")).json(&anonymous).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.json::<Value>().await.unwrap()["issue"][0]["expression"][0], "Patient.identifier");
     let r = app
         .http
         .post(app.url("/fhir/Patient"))
@@ -240,6 +320,76 @@ async fn a_patient_from_another_system_becomes_one_cht_record_from_json_or_xml()
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn a_patient_the_chw_registered_first_is_found_by_phone_name_and_birth_date() {
+    let Some(stack) = stack() else { return };
+    let _load = LOAD.read().await;
+    let (area, mapping) = area_with_mapping(&stack).await;
+    let app = common::spawn_on_stack_with(&stack, &[("OUTBOUND_MAPPINGS_FILE", mapping.to_str().unwrap())]).await;
+    let (phone, chw_made) = (new_phone(), unique("chw-made"));
+    let r = reqwest::Client::new()
+        .put(format!("{}/medic/{chw_made}", stack.cht_url))
+        .basic_auth(&stack.couch_user, Some(&stack.couch_password))
+        .json(&json!({"type": "person", "name": "Otieno Baraka", "phone": phone, "date_of_birth": "1985-07-30",
+            "parent": {"_id": area}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let patient = json!({"resourceType": "Patient", "name": [{"given": ["Otieno"], "family": "Baraka"}],
+        "birthDate": "1985-07-30", "identifier": [{"system": "https://emr.example.org/mrn", "value": unique("mrn")}],
+        "telecom": [{"system": "phone", "value": phone}]});
+    let r = app.http.post(app.url("/fhir/Patient")).json(&patient).send().await.unwrap();
+    assert_eq!(r.status(), 201, "the Patient is new to the FHIR server");
+    assert_eq!(links(&r.json::<Value>().await.unwrap()), [chw_made.clone()], "linked to the CHW's contact");
+    assert_eq!(contacts_by_phone(&stack, &phone).await.len(), 1, "no second contact");
+}
+
+#[tokio::test]
+async fn ten_concurrent_registrations_of_one_patient_make_one_fhir_patient_and_one_cht_contact() {
+    let Some(stack) = stack() else { return };
+    let _load = LOAD.write().await;
+    let (_, mapping) = area_with_mapping(&stack).await;
+    let env = [
+        ("OUTBOUND_MAPPINGS_FILE", mapping.to_str().unwrap()),
+        ("FHIR_TIMEOUT_MS", "20000"),
+        ("REQUEST_TIMEOUT_MS", "30000"),
+    ];
+    let replicas = [common::spawn_on_stack_with(&stack, &env).await, common::spawn_on_stack_with(&stack, &env).await];
+    let (mrn, phone) = (unique("mrn"), new_phone());
+    let patient = json!({"resourceType": "Patient", "name": [{"given": ["Akinyi"], "family": "Otieno"}],
+        "identifier": [{"system": "https://emr.example.org/mrn", "value": mrn}],
+        "telecom": [{"system": "phone", "value": phone}]});
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(10));
+    let copies: Vec<_> = (0..10)
+        .map(|i| {
+            let app = &replicas[i % 2];
+            let (http, url, barrier, body) =
+                (app.http.clone(), app.url("/fhir/Patient"), barrier.clone(), patient.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let r = http.post(url).json(&body).send().await.unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for copy in copies {
+        answers.push(copy.await.unwrap());
+    }
+    assert!(answers.iter().all(|(s, _)| *s == 200 || *s == 201), "{answers:?}");
+    let ids: std::collections::BTreeSet<String> = answers.iter().map(|(_, p)| p["id"].to_string()).collect();
+    assert_eq!(ids.len(), 1, "every copy answers the same Patient: {answers:?}");
+    let found = common::bundle_resources(
+        &stack.fhir_read(&format!("Patient?identifier=https://emr.example.org/mrn|{mrn}")).await.1,
+    );
+    assert_eq!(found.len(), 1, "one FHIR Patient: {found:?}");
+    assert_eq!(links(&found[0]).len(), 1, "linked once: {}", found[0]);
+    let contacts = contacts_by_phone(&stack, &phone).await;
+    assert_eq!(contacts.len(), 1, "one CHT contact: {contacts:?}");
+    assert_eq!(contacts[0]["_id"].as_str(), Some(links(&found[0])[0].as_str()));
 }
 
 #[tokio::test]
@@ -337,20 +487,7 @@ async fn concurrent_follow_ups_for_an_emr_patient_make_one_cht_contact() {
     let Some(stack) = stack() else { return };
     let _load = LOAD.write().await;
     let http = reqwest::Client::new();
-    let area = unique("area");
-    let r = http
-        .put(format!("{}/medic/{area}", stack.cht_url))
-        .basic_auth(&stack.couch_user, Some(&stack.couch_password))
-        .json(&json!({"type": "health_center", "name": "CHW area"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let mut mapping: Value =
-        serde_json::from_str(&std::fs::read_to_string("mediator-config/outbound.json").unwrap()).unwrap();
-    mapping["default_place_id"] = json!(area);
-    let file = std::env::temp_dir().join(format!("{area}.json"));
-    std::fs::write(&file, mapping.to_string()).unwrap();
+    let (area, file) = area_with_mapping(&stack).await;
     // Ten transactions and a Patient update at once on HFS's SQLite on a busy 2-core machine can
     // take more than the default 5 s; a timeout is honest (504, delivered again) but not this test.
     let env = [
@@ -360,7 +497,7 @@ async fn concurrent_follow_ups_for_an_emr_patient_make_one_cht_contact() {
     ];
     let replicas = [common::spawn_on_stack_with(&stack, &env).await, common::spawn_on_stack_with(&stack, &env).await];
 
-    let phone = format!("+2547{}", &uuid::Uuid::new_v4().as_u128().to_string()[..8]);
+    let phone = new_phone();
     let r = http
         .post(format!("{}/Patient", stack.fhir_url))
         .header("content-type", "application/fhir+json")
@@ -396,17 +533,8 @@ async fn concurrent_follow_ups_for_an_emr_patient_make_one_cht_contact() {
         patient["identifier"].as_array().unwrap().iter().filter(|i| i["system"] == DOC_SYSTEM).collect();
     assert_eq!(links.len(), 1, "linked once: {patient}");
     let contact = links[0]["value"].as_str().unwrap();
-    let by_phone: Value = http
-        .get(format!("{}/api/v1/contacts-by-phone?phone={}", stack.cht_url, phone.replace('+', "%2B")))
-        .basic_auth(&stack.couch_user, Some(&stack.couch_password))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let docs = by_phone["docs"].as_array().cloned().unwrap_or_default();
-    assert_eq!(docs.len(), 1, "one CHT contact: {by_phone}");
+    let docs = contacts_by_phone(&stack, &phone).await;
+    assert_eq!(docs.len(), 1, "one CHT contact: {docs:?}");
     assert_eq!((docs[0]["_id"].as_str(), docs[0]["parent"]["_id"].as_str()), (Some(contact), Some(area.as_str())));
     let records = stack.cht_records("INTEROP_FOLLOW_UP", "patient_uuid", contact).await;
     assert_eq!(records.len(), 10, "ten follow-ups, all about the contact");

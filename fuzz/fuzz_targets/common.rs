@@ -71,7 +71,7 @@ pub fn fhir_body_checks(body: &Value) {
     let _ = cht_fhir_mediator::fhir::model::check_structure(body);
     let _ = cht_fhir_mediator::fhir::validate::validate(body);
     let _ = cht_fhir_mediator::conversions::follow_up::parse_request(body);
-    let _ = cht_fhir_mediator::conversions::to_cht::patient_record(body, &outbound());
+    let _ = cht_fhir_mediator::conversions::to_cht::new_person(body, "c1", "person", &outbound());
     let _ = cht_fhir_mediator::outbound::records::split_bundle(body);
     let _ =
         cht_fhir_mediator::conversions::to_cht::encounter_record(body, std::slice::from_ref(body), "p1", &outbound());

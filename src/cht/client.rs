@@ -250,6 +250,24 @@ impl ChtClient {
         Ok(success_json(&response)?.at("update_seq").clone())
     }
 
+    /// The contacts CHT finds by `phone` (`/api/v1/contacts-by-phone`, which normalises it as
+    /// CHT does), hydrated; none when it finds none (404) or cannot read the number as a phone
+    /// (400: the Patient's telecom is then no use for finding a CHT person, and no failure).
+    pub async fn contacts_by_phone(
+        &self,
+        ctx: &CallContext,
+        upstream: &Upstream,
+        phone: &str,
+    ) -> Result<Vec<Value>, ApiError> {
+        let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("phone", phone).finish();
+        let path = format!("api/v1/contacts-by-phone?{query}");
+        let response = self.call(ctx, upstream, "CHT contacts by phone", Method::GET, &path, None).await?;
+        if matches!(response.status.as_u16(), 400 | 404) {
+            return Ok(Vec::new());
+        }
+        Ok(success_json(&response)?.at("docs").as_array().cloned().unwrap_or_default())
+    }
+
     /// The person whose `patient_id` short code is `code`, or `None`.
     pub async fn person_by_patient_id(
         &self,

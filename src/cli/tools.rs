@@ -237,9 +237,8 @@ pub fn cht_config(deployment: &Settings, args: &ChtConfigArgs) -> ExitCode {
 /// `check`: what works and what does not; exit 0 only when everything does.
 pub async fn check(settings: Settings) -> ExitCode {
     println!(
-        "ok    settings and form mappings ({} forms, outbound forms {} / {})",
+        "ok    settings and form mappings ({} forms, outbound observation form {})",
         settings.forms.forms.len(),
-        settings.outbound.patient_form,
         settings.outbound.observation_form
     );
     let state = match super::offline_state(settings) {

@@ -1,9 +1,8 @@
-//! FHIR from other systems → CHT records (`POST /api/v2/records` fields), by the outbound
+//! FHIR from other systems → CHT documents (new persons, `POST /api/v2/records` fields), by the outbound
 //! mapping (`mediator-config/outbound.json`, or `OUTBOUND_MAPPINGS_FILE`):
-//! - a Patient → a record on the patient-creation JSON form (`INTEROP_PATIENT`) from which CHT's
-//!   `add_patient` transition creates the contact: name, phone, sex, birth date, the external id,
-//!   and the CHT place it belongs to (from `managingOrganization` through `places`, else
-//!   `default_place_id`);
+//! - a Patient → the new CHT person (`POST /api/v1/people`) a patient the EMR registered becomes:
+//!   name, phone, sex, birth date, and the CHT place it belongs to (from `managingOrganization`
+//!   through `places`, else `default_place_id`);
 //! - an Encounter with its Observations → one record on the form its type maps to (else
 //!   `observation_form`), one field per Observation, named by `observation_fields` or, failing
 //!   that, by the code in lower case (the records API keeps only lower-case keys the form defines).
@@ -22,7 +21,10 @@ pub const DEFAULT_OUTBOUND_JSON: &str = include_str!("../../mediator-config/outb
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboundMappings {
-    pub patient_form: String,
+    /// Not used since 0.4.0 (patients from other systems become CHT contacts through `POST
+    /// /api/v1/people`, not records); accepted so that older mapping files still load.
+    #[serde(default)]
+    pub patient_form: Option<String>,
     /// CHT place for patients whose organisation is not in `places` (empty = none: refused).
     #[serde(default)]
     pub default_place_id: String,
@@ -42,7 +44,7 @@ impl OutboundMappings {
     pub fn parse(text: &str) -> Result<Self, String> {
         let m: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let names = m.observation_fields.values().chain(m.encounter_forms.values());
-        if let Some(bad) = names.chain([&m.patient_form, &m.observation_form]).find(|n| n.trim().is_empty()) {
+        if let Some(bad) = names.chain([&m.observation_form]).find(|n| n.trim().is_empty()) {
             return Err(format!("empty form or field name {bad:?}"));
         }
         if let Some(bad) = m.observation_fields.values().find(|f| f.to_lowercase() != **f) {
@@ -66,15 +68,55 @@ pub fn full_name(patient: &Value) -> Option<String> {
     })
 }
 
-/// The record for a Patient: (form, fields).
-pub fn patient_record(patient: &Value, m: &OutboundMappings) -> Result<(String, Map<String, Value>), ConversionError> {
+/// The body of CHT's `POST /api/v1/people` for FHIR `patient` as contact `id` of person type
+/// `kind` (`person`, or an app's own `contact_type` of a person: then `type: contact`): name,
+/// phone, sex, birth date, the CHT place it belongs to (`managingOrganization` through `places`,
+/// else `default_place_id`), and the Patient's identifiers as `fhir_identifiers`, which CHT's
+/// push of the new contact carries back to the same Patient.
+pub fn new_person(patient: &Value, id: &str, kind: &str, m: &OutboundMappings) -> Result<Value, ConversionError> {
     let full = full_name(patient)
         .ok_or_else(|| ConversionError::at("Patient.name", "a name (text, or given/family) is required"))?;
-    let external = text(&patient["id"])
-        .or_else(|| text(patient.at("identifier").nth(0).at("value")))
-        .ok_or_else(|| ConversionError::at("Patient.id", "an id or an identifier is required"))?;
+    let place = place_of(patient, m)?;
+    let mut person = json!({"_id": id, "type": kind, "name": full, "place": place});
+    if kind != "person" {
+        person.set("type", json!("contact"));
+        person.set("contact_type", json!(kind));
+    }
+    if let Some(phone) = phone(patient) {
+        person.set("phone", json!(phone));
+    }
+    if let Some(sex @ ("male" | "female")) = text(&patient["gender"]) {
+        person.set("sex", json!(sex));
+    }
+    if let Some(born) = text(&patient["birthDate"]) {
+        person.set("date_of_birth", json!(born));
+    }
+    let kept: Vec<Value> = patient
+        .at("identifier")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| text(i.at("system")).is_some() && text(i.at("value")).is_some())
+        .map(|i| match text(i.at("type").at("text")) {
+            Some(kind) => json!({"system": i.at("system"), "value": i.at("value"), "type": kind}),
+            None => json!({"system": i.at("system"), "value": i.at("value")}),
+        })
+        .collect();
+    if !kept.is_empty() {
+        person.set("fhir_identifiers", json!(kept));
+    }
+    Ok(person)
+}
+
+/// A Patient's first phone number.
+pub fn phone(patient: &Value) -> Option<&str> {
+    patient["telecom"].as_array().into_iter().flatten().find(|t| t["system"] == "phone").and_then(|t| text(&t["value"]))
+}
+
+/// The CHT place `patient` belongs to, by its `managingOrganization`.
+fn place_of<'a>(patient: &Value, m: &'a OutboundMappings) -> Result<&'a str, ConversionError> {
     let organization = text(patient.at("managingOrganization").at("reference"));
-    let place = organization
+    organization
         .and_then(|o| m.places.get(o).map(String::as_str))
         .or_else(|| text(&Value::String(m.default_place_id.clone())).map(|_| m.default_place_id.as_str()))
         .ok_or_else(|| {
@@ -82,27 +124,7 @@ pub fn patient_record(patient: &Value, m: &OutboundMappings) -> Result<(String, 
                 "Patient.managingOrganization",
                 "names no CHT place (outbound mapping `places`, or set `default_place_id`)",
             )
-        })?;
-    let mut fields = Map::new();
-    fields.insert("patient_name".into(), json!(full));
-    fields.insert("external_id".into(), json!(external));
-    fields.insert("parent_id".into(), json!(place));
-    let phone = patient["telecom"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["system"] == "phone")
-        .and_then(|t| text(&t["value"]));
-    if let Some(phone) = phone {
-        fields.insert("phone".into(), json!(phone));
-    }
-    if let Some(sex @ ("male" | "female")) = text(&patient["gender"]) {
-        fields.insert("sex".into(), json!(sex));
-    }
-    if let Some(born) = text(&patient["birthDate"]) {
-        fields.insert("date_of_birth".into(), json!(born));
-    }
-    Ok((m.patient_form.to_uppercase(), fields))
+        })
 }
 
 /// The record for an Encounter and its Observations about the CHT patient `patient_uuid`.
@@ -182,25 +204,27 @@ mod tests {
     }
 
     #[test]
-    fn patient_fields() {
+    fn a_patient_becomes_the_body_of_a_new_cht_person() {
         let patient = json!({"resourceType": "Patient", "id": "emr-77", "name": [{"given": ["Amina"], "family": "Njeri"}],
             "gender": "female", "birthDate": "1990-05-12", "telecom": [{"system": "email", "value": "a@x"}, {"system": "phone", "value": "+254700000001"}],
+            "identifier": [{"system": "https://emr/mrn", "value": "M-1", "type": {"text": "MRN"}}, {"value": "no system"}],
             "managingOrganization": {"reference": "Organization/kondele-clinic"}});
-        let (form, fields) = patient_record(&patient, &mappings()).unwrap();
-        assert_eq!(form, "INTEROP_PATIENT");
         assert_eq!(
-            Value::Object(fields),
-            json!({"patient_name": "Amina Njeri", "external_id": "emr-77",
-            "parent_id": "5e1a3c55-health-center-kondele", "phone": "+254700000001", "sex": "female", "date_of_birth": "1990-05-12"})
+            new_person(&patient, "c-1", "person", &mappings()).unwrap(),
+            json!({"_id": "c-1", "type": "person", "name": "Amina Njeri", "place": "5e1a3c55-health-center-kondele",
+                "phone": "+254700000001", "sex": "female", "date_of_birth": "1990-05-12",
+                "fhir_identifiers": [{"system": "https://emr/mrn", "value": "M-1", "type": "MRN"}]})
         );
+        let own_type = new_person(&patient, "c-1", "patient", &mappings()).unwrap();
+        assert_eq!((own_type["type"].as_str(), own_type["contact_type"].as_str()), (Some("contact"), Some("patient")));
         let mut nowhere = patient.clone();
         nowhere["managingOrganization"]["reference"] = json!("Organization/unknown");
         assert_eq!(
-            patient_record(&nowhere, &mappings()).unwrap_err().element.as_deref(),
+            new_person(&nowhere, "c", "person", &mappings()).unwrap_err().element.as_deref(),
             Some("Patient.managingOrganization")
         );
         assert_eq!(
-            patient_record(&json!({"id": "x"}), &mappings()).unwrap_err().element.as_deref(),
+            new_person(&json!({"id": "x"}), "c", "person", &mappings()).unwrap_err().element.as_deref(),
             Some("Patient.name")
         );
     }
@@ -226,7 +250,13 @@ mod tests {
 
     #[test]
     fn mapping_field_names_must_be_lower_case() {
-        let bad = r#"{"patient_form": "P", "observation_form": "O", "observation_fields": {"a|b": "Body_Weight"}}"#;
+        let bad = r#"{"observation_form": "O", "observation_fields": {"a|b": "Body_Weight"}}"#;
         assert!(OutboundMappings::parse(bad).unwrap_err().contains("lower case"));
+    }
+
+    #[test]
+    fn an_older_mapping_file_with_a_patient_form_still_loads() {
+        let old = r#"{"patient_form": "INTEROP_PATIENT", "observation_form": "O"}"#;
+        assert_eq!(OutboundMappings::parse(old).unwrap().observation_form, "O");
     }
 }

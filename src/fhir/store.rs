@@ -293,8 +293,9 @@ impl FhirStore {
     /// Several resources of `kind` carry `key` (two conditional creates raced, possibly from two
     /// replicas): keep the oldest, delete the others. A delete the server refuses (something
     /// references the duplicate) is logged and left; the write then goes to the kept one.
-    /// Whether there was anything to repair.
-    async fn repair(&self, ctx: &CallContext, live: &LiveConfig, kind: &str, key: &Key) -> Result<bool, FhirError> {
+    /// Whether there was anything to repair. After its own conditional create, every replica
+    /// calls this: the later of two racing creates' searches sees both, so one copy survives.
+    pub async fn repair(&self, ctx: &CallContext, live: &LiveConfig, kind: &str, key: &Key) -> Result<bool, FhirError> {
         let mut found = self.client.search(ctx, &live.fhir, kind, &[("identifier", &key.token())]).await?;
         if found.len() < 2 {
             return Ok(false);

@@ -3,19 +3,20 @@
 //! CHT's registration transitions never run for records the API makes).
 //!
 //! In order: the Patient's CHT document identifier; its CHT `patient_id` short code (through the
-//! `contacts_by_reference` view); the contact the mediator made for it before, whose id is
-//! derived from the Patient (so redeliveries, retries and replicas find it, and `POST
-//! /api/v1/people` with that `_id` answers 409 to the second of two racing copies); else
-//! `POST /api/v1/people` under the CHT place of the Patient's `managingOrganization` (outbound
-//! mapping `places`, else `default_place_id`). The contact id is written onto the FHIR Patient
-//! as its CHT document identifier (before the contact exists: CHT pushes it within a second), so
-//! CHT's own push of the new contact updates this Patient instead of making a second one; the contact keeps the Patient's other identifiers
-//! (`fhir_identifiers`), which that push carries back.
-//!
-//! Not matched by phone: household members share phones in CHT, and linking the wrong person
-//! sends a CHW to the wrong patient.
+//! `contacts_by_reference` view); a CHT person with the Patient's phone (`contacts-by-phone`)
+//! who is also the same person by name, and by birth date when both have one — a phone alone is
+//! not enough, household members share one; the contact the mediator made for it before, whose
+//! id is derived from the Patient (so redeliveries, retries and replicas find it, and `POST
+//! /api/v1/people` with that `_id` answers 409 to the second of two racing copies); else `POST
+//! /api/v1/people` under the CHT place of the Patient's `managingOrganization` (outbound mapping
+//! `places`, else `default_place_id`). The contact id is written onto the FHIR Patient as its
+//! CHT document identifier (before the contact exists: CHT pushes it within a second), so CHT's
+//! own push of the new contact updates this Patient instead of making a second one; the contact
+//! keeps the Patient's other identifiers (`fhir_identifiers`), which that push carries back.
 
 use serde_json::{Value, json};
+
+use crate::conversions::selection::PatientSelection;
 
 use crate::conversions::ids::{derived_id, resource_id};
 use crate::error::ApiError;
@@ -27,14 +28,27 @@ use crate::settings::LiveConfig;
 use crate::state::AppState;
 use crate::upstream::CallContext;
 
-/// The CHT contact id of FHIR `patient` (read from the FHIR server, with its version), made and
+/// The CHT contact of a FHIR Patient; `created` when this call made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub id: String,
+    pub created: bool,
+}
+
+impl Contact {
+    fn known(id: impl Into<String>) -> Self {
+        Self { id: id.into(), created: false }
+    }
+}
+
+/// The CHT contact of FHIR `patient` (read from the FHIR server, with its version), made and
 /// linked when CHT has none.
 pub async fn ensure_contact(
     state: &AppState,
     ctx: &CallContext,
     live: &LiveConfig,
     patient: &Value,
-) -> Result<String, ApiError> {
+) -> Result<Contact, ApiError> {
     let systems = &live.identifiers;
     let fhir_id = patient.at("id").as_str().unwrap_or_default();
     let mode = state.fhir.mode(ctx, live, "Patient").await.map_err(fhir_error)?;
@@ -45,15 +59,14 @@ pub async fn ensure_contact(
     let derived = ours != fhir_id;
     match linked(patient) {
         // A CHT patient (its push wrote the Patient), or one another system linked: CHT has it.
-        Some(uuid) if !(derived && uuid == ours) => return Ok(uuid),
+        Some(uuid) if !(derived && uuid == ours) => return Ok(Contact::known(uuid)),
         Some(_) => {}
         None => {
-            if let Some(code) = identifier(patient, &systems.patient_id, "CHT Patient ID")
-                && let Some(person) = state.cht.person_by_patient_id(ctx, &live.cht, &code).await?
-                && let Some(id) = person.at("_id").as_str()
+            if let Some(found) = existing_person(state, ctx, live, patient).await?
+                && let Some(id) = found.at("_id").as_str()
             {
                 link(state, ctx, live, patient, id).await?;
-                return Ok(id.to_owned());
+                return Ok(Contact::known(id));
             }
         }
     }
@@ -61,18 +74,20 @@ pub async fn ensure_contact(
     // Read again under the lock: a copy of this request may have linked it meanwhile.
     let fresh = state.fhir.client().read(ctx, &live.fhir, "Patient", fhir_id).await.map_err(fhir_error)?;
     let patient = fresh.as_ref().unwrap_or(patient);
+    if let Some(uuid) = linked(patient).filter(|uuid| !(derived && *uuid == ours)) {
+        return Ok(Contact::known(uuid));
+    }
     match state.cht.person(ctx, &live.cht, &ours).await? {
         Some(existing) if same_person(&existing, patient) => {
             if linked(patient).is_none() {
                 link(state, ctx, live, patient, &ours).await?;
             }
+            Ok(Contact::known(ours))
         }
-        Some(_) => {
-            return Err(ApiError::Unprocessable {
-                message: format!("CHT contact {ours} belongs to another person than this Patient"),
-                expression: Some("Patient.name".into()),
-            });
-        }
+        Some(_) => Err(ApiError::Unprocessable {
+            message: format!("CHT contact {ours} belongs to another person than this Patient"),
+            expression: Some("Patient.name".into()),
+        }),
         None => {
             // A derived id is linked first: CHT pushes the new contact within a second, and that
             // push finds the Patient by this identifier — written after, it would make a second
@@ -88,9 +103,48 @@ pub async fn ensure_contact(
             if !derived {
                 link(state, ctx, live, patient, &ours).await?;
             }
+            Ok(Contact { id: ours, created: true })
         }
     }
-    Ok(ours)
+}
+
+/// A person CHT already has for `patient`, found by its CHT short code or by its phone.
+async fn existing_person(
+    state: &AppState,
+    ctx: &CallContext,
+    live: &LiveConfig,
+    patient: &Value,
+) -> Result<Option<Value>, ApiError> {
+    if let Some(code) = identifier(patient, &live.identifiers.patient_id, "CHT Patient ID")
+        && let Some(person) = state.cht.person_by_patient_id(ctx, &live.cht, &code).await?
+    {
+        return Ok(Some(person));
+    }
+    let Some(phone) = crate::conversions::to_cht::phone(patient) else { return Ok(None) };
+    let candidates = state.cht.contacts_by_phone(ctx, &live.cht, phone).await?;
+    let selection = &state.settings.patients;
+    let matching: Vec<Value> = candidates.into_iter().filter(|c| same_patient(c, patient, selection)).collect();
+    match matching.len() {
+        0 | 1 => Ok(matching.into_iter().next()),
+        n => {
+            tracing::warn!(matches = n, "several CHT persons share this phone, name and birth date; linking none");
+            Ok(None)
+        }
+    }
+}
+
+/// Whether CHT contact `contact` (found by phone) is the patient `patient`: a person, not staff,
+/// of the same name, and of the same birth date when both have one.
+fn same_patient(contact: &Value, patient: &Value, selection: &PatientSelection) -> bool {
+    let listed = |list: &[String], v: &Value| v.as_str().is_some_and(|s| list.iter().any(|x| x == s));
+    let person = contact["type"] == "person"
+        || (contact["type"] == "contact" && listed(&selection.person_contact_types, &contact["contact_type"]));
+    let born = (patient.at("birthDate").as_str(), contact.at("date_of_birth").as_str());
+    let same_birth = match born {
+        (Some(a), Some(b)) => a.trim() == b.trim(),
+        _ => true,
+    };
+    person && !listed(&selection.staff_roles, &contact["role"]) && same_person(contact, patient) && same_birth
 }
 
 /// With client ids CHT's push of the contact writes `Patient/{resource_id(contact id)}`: the
@@ -106,35 +160,9 @@ pub fn contact_id(fhir_id: &str, mode: WriteMode, fhir_url: &str) -> String {
 
 /// The body of `POST /api/v1/people` for `patient` as contact `id`.
 pub fn new_person(patient: &Value, id: &str, state: &AppState) -> Result<Value, ApiError> {
-    let (_, fields) = crate::conversions::to_cht::patient_record(patient, &state.settings.outbound)
-        .map_err(|e| ApiError::Unprocessable { message: e.message, expression: e.element })?;
-    let kind = state.settings.patients.person_contact_types.first().cloned().unwrap_or_else(|| "person".into());
-    let mut person =
-        json!({"_id": id, "type": kind, "name": fields.get("patient_name"), "place": fields.get("parent_id")});
-    if kind != "person" {
-        person.set("type", json!("contact"));
-        person.set("contact_type", json!(kind));
-    }
-    for key in ["phone", "sex", "date_of_birth"] {
-        if let Some(v) = fields.get(key) {
-            person.set(key, v.clone());
-        }
-    }
-    let kept: Vec<Value> = patient
-        .at("identifier")
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i.at("system").is_string() && i.at("value").is_string())
-        .map(|i| match i.at("type").at("text").as_str() {
-            Some(text) => json!({"system": i.at("system"), "value": i.at("value"), "type": text}),
-            None => json!({"system": i.at("system"), "value": i.at("value")}),
-        })
-        .collect();
-    if !kept.is_empty() {
-        person.set("fhir_identifiers", json!(kept));
-    }
-    Ok(person)
+    let kind = state.settings.patients.person_contact_types.first().map_or("person", String::as_str);
+    crate::conversions::to_cht::new_person(patient, id, kind, &state.settings.outbound)
+        .map_err(|e| ApiError::Unprocessable { message: e.message, expression: e.element })
 }
 
 /// A contact the mediator made for this Patient, not another person's after a FHIR server reset.
@@ -228,6 +256,24 @@ mod tests {
         assert_eq!(identifier(&patient, "https://d", "CHT Document ID").as_deref(), Some("cht-uuid"));
         assert_eq!(identifier(&patient, "https://p", "CHT Patient ID").as_deref(), Some("45821"));
         assert_eq!(identifier(&json!({"id": "fhir-2"}), "https://d", "CHT Document ID"), None);
+    }
+
+    #[test]
+    fn a_phone_match_is_the_patient_only_as_the_same_person_born_the_same_day() {
+        let selection = PatientSelection::default();
+        let patient = json!({"name": [{"text": "Amina Njeri"}], "birthDate": "1990-05-12"});
+        let amina = json!({"type": "person", "name": "Amina Njeri", "date_of_birth": "1990-05-12"});
+        assert!(same_patient(&amina, &patient, &selection));
+        let undated = json!({"type": "contact", "contact_type": "household_member", "name": "amina njeri"});
+        assert!(same_patient(&undated, &patient, &selection), "no birth date on one side: the name decides");
+        let sister = json!({"type": "person", "name": "Grace Njeri", "date_of_birth": "1990-05-12"});
+        assert!(!same_patient(&sister, &patient, &selection), "a household shares its phone");
+        let namesake = json!({"type": "person", "name": "Amina Njeri", "date_of_birth": "2015-01-01"});
+        assert!(!same_patient(&namesake, &patient, &selection));
+        let chw = json!({"type": "person", "name": "Amina Njeri", "role": "chw"});
+        assert!(!same_patient(&chw, &patient, &selection), "never a CHW");
+        let household = json!({"type": "clinic", "name": "Amina Njeri"});
+        assert!(!same_patient(&household, &patient, &selection), "never a place");
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub async fn accept(state: &AppState, ctx: &CallContext, body: &Value) -> Result
     let short_code = crate::outbound::contact::identifier(&patient, &live.identifiers.patient_id, "CHT Patient ID");
     // A patient the EMR registered is made a CHT contact first: a record about a patient_uuid no
     // contact has reaches no CHW.
-    let uuid = crate::outbound::contact::ensure_contact(state, ctx, &live, &patient).await?;
+    let uuid = crate::outbound::contact::ensure_contact(state, ctx, &live, &patient).await?.id;
     let fields = record_fields(&task, &uuid, short_code.as_deref());
     let record =
         ensure_record(state, ctx, &live, form, &["task_id", "patient_uuid", "service_request_id"], &fields).await?.id;

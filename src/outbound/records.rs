@@ -2,11 +2,11 @@
 //! one at a time per key in this process; look first (`_find` on the key fields); create;
 //! look again, and should another replica have created one at the same moment, every replica
 //! keeps the record with the smallest id and deletes the others.
-//! Also `POST /fhir/Patient`, `/fhir/Encounter` and `/fhir` (Bundle) → CHT records.
+//! Also `POST /fhir/Encounter` and `/fhir` (Bundle) → CHT records.
 
 use serde_json::{Map, Value, json};
 
-use crate::conversions::to_cht::{encounter_record, patient_record};
+use crate::conversions::to_cht::encounter_record;
 use crate::error::ApiError;
 use crate::json::JsonExt;
 use crate::settings::LiveConfig;
@@ -112,14 +112,6 @@ fn invalid(e: crate::conversions::ConversionError) -> ApiError {
     ApiError::Unprocessable { message: e.message, expression: e.element }
 }
 
-/// `POST /fhir/Patient`: a record on the patient-creation form, keyed by `external_id`.
-pub async fn patient(state: &AppState, ctx: &CallContext, body: &Value) -> Result<Record, ApiError> {
-    expect_type(body, "Patient")?;
-    let (form, fields) = patient_record(body, &state.settings.outbound).map_err(invalid)?;
-    let live = state.live.current();
-    ensure_record(state, ctx, &live, &form, &["external_id"], &fields).await
-}
-
 /// `POST /fhir/Encounter` or `POST /fhir` with a transaction/collection Bundle holding an
 /// Encounter and its Observations: one record, keyed by the Encounter id.
 pub async fn encounter(state: &AppState, ctx: &CallContext, body: &Value) -> Result<Record, ApiError> {
@@ -145,7 +137,7 @@ pub async fn encounter(state: &AppState, ctx: &CallContext, body: &Value) -> Res
         message: "Encounter.subject must reference a Patient the FHIR server has (Patient/{id})".into(),
         expression: Some("Encounter.subject".into()),
     })?;
-    let uuid = crate::outbound::contact::ensure_contact(state, ctx, &live, &patient).await?;
+    let uuid = crate::outbound::contact::ensure_contact(state, ctx, &live, &patient).await?.id;
     let (form, fields) =
         encounter_record(&encounter, &observations, &uuid, &state.settings.outbound).map_err(invalid)?;
     ensure_record(state, ctx, &live, &form, &["external_id", "patient_uuid"], &fields).await
@@ -169,7 +161,7 @@ pub(crate) async fn patient_named(
     Ok(if found.len() == 1 { found.into_iter().next() } else { None })
 }
 
-fn expect_type(body: &Value, kind: &str) -> Result<(), ApiError> {
+pub(crate) fn expect_type(body: &Value, kind: &str) -> Result<(), ApiError> {
     if body["resourceType"] != kind {
         return Err(ApiError::bad_request(format!("expected a {kind}"), Some("resourceType")));
     }
