@@ -122,6 +122,8 @@ pub struct AppState {
     pub callback: Recorder,
     /// Serialises concurrent copies of one outbound request.
     pub locks: crate::locks::KeyedLocks,
+    /// The requester notifications started (see [`crate::outbound::notify`]).
+    pub notifications: crate::outbound::notify::Started,
 }
 
 impl AppState {
@@ -154,6 +156,7 @@ impl AppState {
             dead_letters,
             callback,
             locks: Default::default(),
+            notifications: Default::default(),
         })
     }
 }

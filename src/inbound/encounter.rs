@@ -63,8 +63,8 @@ pub async fn write(state: &AppState, ctx: &CallContext, payload: &Value) -> Resu
         }
         match state.fhir.write_atomically(ctx, &live, &all).await {
             Ok(response) => {
-                if let Some(TaskChange { write: Write::Update { resource, .. }, newly_closed: true, .. }) = task {
-                    // Only when this report closed it: a redelivery does not call the requester again.
+                if let Some(TaskChange { write: Write::Update { resource, .. }, closes: true, .. }) = task {
+                    // Once per Task in this process, whichever delivery of the report is answered.
                     crate::outbound::notify::spawn(state.clone(), resource);
                 }
                 tracing::info!(
@@ -195,12 +195,13 @@ pub(crate) async fn resolve_patient(
     Ok((patient.at("id").as_str().unwrap_or_default().to_owned(), Some(patient)))
 }
 
-/// The Task write this report makes; `newly_closed` when it closes a follow-up that was still open.
+/// The Task write this report makes; `closes` when it is a follow-up outcome that leaves the Task closed.
 struct TaskChange {
     write: Write,
     /// The version of the Task read, when the write updates one the server has.
     version: Option<String>,
-    newly_closed: bool,
+    /// A follow-up outcome: the Task is closed once written (whether or not it was before).
+    closes: bool,
 }
 
 impl TaskChange {
@@ -233,7 +234,7 @@ async fn task_change(
             // A redelivered referral must not pull a Task someone has moved along back to `requested`.
             let Some(existing) = state.fhir.find(ctx, live, "Task", &key, Some(&id)).await? else {
                 let write = Write::Upsert { resource: task, key };
-                return Ok(Some(TaskChange { write, version: None, newly_closed: false }));
+                return Ok(Some(TaskChange { write, version: None, closes: false }));
             };
             for key in ["status", "businessStatus", "output", "owner", "lastModified"] {
                 if let Some(v) = existing.get(key) {
@@ -243,7 +244,7 @@ async fn task_change(
             task.set("id", existing.at("id").clone());
             let version = version_of(&existing);
             let write = Write::Update { resource: task, version: version.clone() };
-            Ok(Some(TaskChange { write, version, newly_closed: false }))
+            Ok(Some(TaskChange { write, version, closes: false }))
         }
         Some(TaskSpec::FollowUpOutcome { task_id, source_id, status, outcome }) => {
             let mut task = None;
@@ -264,11 +265,11 @@ async fn task_change(
                 )));
             };
             let encounter_id = resource_id(&input.id);
-            let newly_closed = !matches!(task.at("status").as_str(), Some("completed" | "failed" | "cancelled"));
             let version = version_of(&task);
             let closed = close_task(&task, status, outcome, &encounter_id, &input.reported);
+            let closes = matches!(closed.at("status").as_str(), Some("completed" | "failed"));
             let write = Write::Update { resource: closed, version: version.clone() };
-            Ok(Some(TaskChange { write, version, newly_closed }))
+            Ok(Some(TaskChange { write, version, closes }))
         }
     }
 }

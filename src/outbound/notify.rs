@@ -27,10 +27,35 @@ const ATTEMPTS: u32 = 4;
 /// three rounds in the full test run. Still held in memory only (durable delivery: issue 13).
 const READ_ROUNDS: u32 = 5;
 
-/// Starts notifying the requester of `task` in the background.
+/// The Tasks this process has started notifying the requester of, so that a redelivery of the
+/// closing report does not call the requester twice. Bounded: past `CAPACITY` it starts afresh
+/// (a requester may then hear of an old Task twice; callbacks are at-least-once).
+#[derive(Default, Clone)]
+pub struct Started(std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+impl Started {
+    const CAPACITY: usize = 100_000;
+
+    /// Whether `task_id` is new here (and now recorded).
+    fn first(&self, task_id: &str) -> bool {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if set.len() >= Self::CAPACITY {
+            set.clear();
+        }
+        set.insert(task_id.to_owned())
+    }
+}
+
+/// Starts notifying the requester of closed `task` in the background, unless this process has
+/// already. Called on every delivery of the report that closed it, not only the one that made the
+/// change: a write the FHIR server committed while its answer timed out (a server just restarted)
+/// leaves the Task closed, and only the redelivery is answered.
 pub fn spawn(state: AppState, task: Value) {
+    let id = task.at("id").as_str().unwrap_or_default().to_owned();
+    if !state.notifications.first(&id) {
+        return;
+    }
     tokio::spawn(async move {
-        let id = task.at("id").as_str().unwrap_or_default().to_owned();
         // The reads of the requester's Organization and Endpoint can fail too (a FHIR server
         // just restarted answers slowly): the whole notification is tried again, not only its call.
         let mut wait = Duration::from_secs(2);
