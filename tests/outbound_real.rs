@@ -343,7 +343,11 @@ async fn a_patient_the_chw_registered_first_is_found_by_phone_name_and_birth_dat
         "telecom": [{"system": "phone", "value": phone}]});
     let r = app.http.post(app.url("/fhir/Patient")).json(&patient).send().await.unwrap();
     assert_eq!(r.status(), 201, "the Patient is new to the FHIR server");
-    assert_eq!(links(&r.json::<Value>().await.unwrap()), [chw_made.clone()], "linked to the CHW's contact");
+    assert_eq!(
+        links(&r.json::<Value>().await.unwrap()),
+        std::slice::from_ref(&chw_made),
+        "linked to the CHW's contact"
+    );
     assert_eq!(contacts_by_phone(&stack, &phone).await.len(), 1, "no second contact");
 }
 
