@@ -233,6 +233,30 @@ async fn contacts_by_phone(stack: &Stack, phone: &str) -> Vec<Value> {
     r.json::<Value>().await.unwrap()["docs"].as_array().cloned().unwrap_or_default()
 }
 
+/// POSTs each of `bodies` to `path`, the i-th to `replicas[i % replicas.len()]`, all released
+/// together so that the copies really overlap; the answers in order.
+async fn at_once(replicas: &[TestApp], path: &str, bodies: Vec<Value>) -> Vec<(u16, Value)> {
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(bodies.len()));
+    let copies: Vec<_> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let app = &replicas[i % replicas.len()];
+            let (http, url, barrier) = (app.http.clone(), app.url(path), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let r = http.post(url).json(&body).send().await.unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for copy in copies {
+        answers.push(copy.await.unwrap());
+    }
+    answers
+}
+
 /// The CHT document identifiers of a FHIR Patient.
 fn links(patient: &Value) -> Vec<String> {
     let list = patient["identifier"].as_array().cloned().unwrap_or_default();
@@ -366,23 +390,7 @@ async fn ten_concurrent_registrations_of_one_patient_make_one_fhir_patient_and_o
     let patient = json!({"resourceType": "Patient", "name": [{"given": ["Akinyi"], "family": "Otieno"}],
         "identifier": [{"system": "https://emr.example.org/mrn", "value": mrn}],
         "telecom": [{"system": "phone", "value": phone}]});
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(10));
-    let copies: Vec<_> = (0..10)
-        .map(|i| {
-            let app = &replicas[i % 2];
-            let (http, url, barrier, body) =
-                (app.http.clone(), app.url("/fhir/Patient"), barrier.clone(), patient.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let r = http.post(url).json(&body).send().await.unwrap();
-                (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
-            })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for copy in copies {
-        answers.push(copy.await.unwrap());
-    }
+    let answers = at_once(&replicas, "/fhir/Patient", vec![patient; 10]).await;
     assert!(answers.iter().all(|(s, _)| *s == 200 || *s == 201), "{answers:?}");
     let ids: std::collections::BTreeSet<String> = answers.iter().map(|(_, p)| p["id"].to_string()).collect();
     assert_eq!(ids.len(), 1, "every copy answers the same Patient: {answers:?}");
@@ -513,30 +521,14 @@ async fn concurrent_follow_ups_for_an_emr_patient_make_one_cht_contact() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
     let fhir_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(10));
-    let copies: Vec<_> = (0..10)
-        .map(|i| {
-            let app = &replicas[i % 2];
-            let (http, url, barrier) = (app.http.clone(), app.url("/fhir/ServiceRequest"), barrier.clone());
-            let body = service_request(&fhir_id, &unique("ORD"));
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let r = http.post(url).json(&body).send().await.unwrap();
-                (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
-            })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for copy in copies {
-        answers.push(copy.await.unwrap());
-    }
+    let requests = (0..10).map(|_| service_request(&fhir_id, &unique("ORD"))).collect();
+    let answers = at_once(&replicas, "/fhir/ServiceRequest", requests).await;
     assert!(answers.iter().all(|(s, t)| *s == 201 && t["status"] == "received"), "{answers:?}");
 
     let (_, patient) = stack.fhir_read(&format!("Patient/{fhir_id}")).await;
-    let links: Vec<&Value> =
-        patient["identifier"].as_array().unwrap().iter().filter(|i| i["system"] == DOC_SYSTEM).collect();
-    assert_eq!(links.len(), 1, "linked once: {patient}");
-    let contact = links[0]["value"].as_str().unwrap();
+    let linked = links(&patient);
+    assert_eq!(linked.len(), 1, "linked once: {patient}");
+    let contact = linked[0].as_str();
     let docs = contacts_by_phone(&stack, &phone).await;
     assert_eq!(docs.len(), 1, "one CHT contact: {docs:?}");
     assert_eq!((docs[0]["_id"].as_str(), docs[0]["parent"]["_id"].as_str()), (Some(contact), Some(area.as_str())));

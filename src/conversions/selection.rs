@@ -85,11 +85,16 @@ impl PatientSelection {
         )
     }
 
+    /// Whether CHT document `doc` is a person (`type: person`, or a person `contact_type`) who is
+    /// not staff by `role` — wherever it is placed.
+    pub fn is_non_staff_person(&self, doc: &Value) -> bool {
+        let person = doc["type"] == "person"
+            || (doc["type"] == "contact" && listed(&self.person_contact_types, &doc["contact_type"]));
+        person && !listed(&self.staff_roles, &doc["role"])
+    }
+
     /// Whether CHT document `doc` (its `parent` hydrated, as pushed) is a patient.
     pub fn is_patient(&self, doc: &Value) -> bool {
-        let has = |list: &[String], v: &Value| v.as_str().is_some_and(|s| list.iter().any(|x| x == s));
-        let person = doc["type"] == "person"
-            || (doc["type"] == "contact" && has(&self.person_contact_types, &doc["contact_type"]));
         let parent = &doc["parent"];
         let parent_type = if parent["type"] == "contact" { &parent["contact_type"] } else { &parent["type"] };
         // A person the mediator registered from the EMR (`fhir_identifiers`) is a patient wherever
@@ -101,10 +106,13 @@ impl PatientSelection {
             Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
             Some(_) => true,
         };
-        person
-            && !has(&self.staff_roles, &doc["role"])
-            && (registered || !(parent.is_object() && has(&self.staff_place_types, parent_type)))
+        self.is_non_staff_person(doc)
+            && (registered || !(parent.is_object() && listed(&self.staff_place_types, parent_type)))
     }
+}
+
+fn listed(list: &[String], v: &Value) -> bool {
+    v.as_str().is_some_and(|s| list.iter().any(|x| x == s))
 }
 
 /// `cht_fhir_patients`: a patient by [`PatientSelection::is_patient`];

@@ -136,15 +136,12 @@ async fn existing_person(
 /// Whether CHT contact `contact` (found by phone) is the patient `patient`: a person, not staff,
 /// of the same name, and of the same birth date when both have one.
 fn same_patient(contact: &Value, patient: &Value, selection: &PatientSelection) -> bool {
-    let listed = |list: &[String], v: &Value| v.as_str().is_some_and(|s| list.iter().any(|x| x == s));
-    let person = contact["type"] == "person"
-        || (contact["type"] == "contact" && listed(&selection.person_contact_types, &contact["contact_type"]));
     let born = (patient.at("birthDate").as_str(), contact.at("date_of_birth").as_str());
     let same_birth = match born {
         (Some(a), Some(b)) => a.trim() == b.trim(),
         _ => true,
     };
-    person && !listed(&selection.staff_roles, &contact["role"]) && same_person(contact, patient) && same_birth
+    selection.is_non_staff_person(contact) && same_person(contact, patient) && same_birth
 }
 
 /// With client ids CHT's push of the contact writes `Patient/{resource_id(contact id)}`: the
