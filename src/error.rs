@@ -24,12 +24,19 @@ pub enum ApiError {
     /// 401: the route credentials (`ROUTE_USERNAME`/`ROUTE_PASSWORD`) are missing or wrong.
     #[error("authentication required")]
     Unauthorized,
+    /// 403: an upstream refused the mediator's own user what the request needs (e.g. CHT: the
+    /// mediator's CHT user may not read contacts); the caller learns it is a permission to grant.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such endpoint or resource.
     #[error("{0}")]
     NotFound(String),
     /// 405: the endpoint exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 406: the caller asked for a format the mediator cannot answer in (`_format`, `Accept`).
+    #[error("{0}")]
+    NotAcceptable(String),
     /// 408: the request body did not arrive within `BODY_READ_TIMEOUT_MS`.
     #[error("the request body did not arrive in time (BODY_READ_TIMEOUT_MS)")]
     RequestTimeout,
@@ -76,8 +83,10 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } | Self::Invalid { .. } => StatusCode::BAD_REQUEST,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -107,8 +116,11 @@ impl ApiError {
             Self::BadRequest { expression, .. } => ("invalid", expression.clone()),
             Self::Unprocessable { expression, .. } => ("processing", expression.clone()),
             Self::NotFound(_) => ("not-found", None),
+            Self::Forbidden(_) => ("forbidden", None),
             Self::Unauthorized => ("login", None),
-            Self::MethodNotAllowed | Self::UnsupportedMediaType { .. } => ("not-supported", None),
+            Self::MethodNotAllowed | Self::UnsupportedMediaType { .. } | Self::NotAcceptable(_) => {
+                ("not-supported", None)
+            }
             Self::PayloadTooLarge => ("too-long", None),
             Self::Timeout(_) | Self::Upstream(UpstreamError::Timeout { .. }) => ("timeout", None),
             Self::Upstream(UpstreamError::Request { .. }) => ("exception", None),
@@ -160,6 +172,7 @@ mod tests {
         let cases = [
             (ApiError::bad_request("x", Some("Patient.name")), 400, "invalid"),
             (ApiError::PayloadTooLarge, 413, "too-long"),
+            (ApiError::Forbidden("the mediator's CHT user may not read contacts".into()), 403, "forbidden"),
             (
                 ApiError::UnsupportedMediaType { found: "text/plain".into(), expected: "application/json" },
                 415,

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod conversions;
 pub mod deadletter;
 pub mod error;
+pub mod facade;
 pub mod fhir;
 pub mod http;
 pub mod inbound;

@@ -4,6 +4,7 @@
 //! A [`ConversionError`] is permanent: the document can never convert as it is (it goes to the
 //! dead-letter store and is replayed after the mapping or the document is fixed).
 
+pub mod directory;
 pub mod follow_up;
 pub mod ids;
 pub mod json_path;

@@ -43,6 +43,18 @@ pub fn xml_to_json(text: &str) -> Result<Value, String> {
     })
 }
 
+/// FHIR JSON `resource` in FHIR XML, through the typed model (strict: what the model cannot
+/// hold is an error, never dropped).
+pub fn json_to_xml(resource: &Value) -> Result<String, String> {
+    crate::limits::check_json_depth(resource).map_err(|e| e.to_string())?;
+    let config = DeserializationConfig { mode: DeserializationMode::Strict };
+    guarded(|| {
+        let resource: Resource =
+            fhirbolt::json::from_json_value(resource.clone(), Some(config)).map_err(|e| e.to_string())?;
+        fhirbolt::xml::to_string(&resource, None).map_err(|e| e.to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +81,17 @@ mod tests {
         );
         assert!(xml_to_json("<Patient xmlns=\"http://hl7.org/fhir\"><nmae/></Patient>").is_err());
         assert!(xml_to_json("not xml").is_err());
+    }
+
+    #[test]
+    fn json_resources_become_fhir_xml_and_back() {
+        let patient = json!({"resourceType": "Patient", "id": "p1", "identifier": [{"system": "https://x.org/id", "value": "7"}],
+            "name": [{"text": "Amina Njeri", "given": ["Amina"]}], "birthDate": "1990-05-12"});
+        let xml = json_to_xml(&patient).unwrap();
+        assert!(xml.contains(r#"<Patient xmlns="http://hl7.org/fhir">"#), "{xml}");
+        assert!(xml.contains(r#"<birthDate value="1990-05-12"/>"#), "{xml}");
+        assert_eq!(xml_to_json(&xml).unwrap(), patient);
+        assert!(json_to_xml(&json!({"resourceType": "Patient", "nmae": []})).is_err());
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub struct ServerSettings {
     /// `ROUTE_USERNAME` / `ROUTE_PASSWORD`: Basic credentials required on every endpoint but the
     /// probes and metrics (OpenHIM sends them: they are written into the registration's routes).
     pub route_credentials: Option<(String, SecretString)>,
+    /// `FHIR_FACADE_BASE_URL`: the FHIR base URL callers use for the mediator's FHIR endpoints
+    /// (e.g. `https://openhim.example.org:5000/mediator/fhir`), for absolute `fullUrl`s and
+    /// paging links in search Bundles; unset, the links are relative to the search's URL.
+    pub facade_base_url: Option<url::Url>,
 }
 
 /// How to reach and authenticate to the OpenHIM core API, and how to behave as its mediator.
@@ -171,6 +175,10 @@ impl Settings {
                 (None, _) => None,
                 (Some(user), Some(password)) => Some((user.to_owned(), password)),
                 (Some(_), None) => return Err(SettingsError::Missing { name: "ROUTE_PASSWORD".into() }),
+            },
+            facade_base_url: match source.raw("FHIR_FACADE_BASE_URL").filter(|v| !v.trim().is_empty()) {
+                None => None,
+                Some(_) => Some(source.http_url("FHIR_FACADE_BASE_URL")?),
             },
         };
         let register: bool = source.parse("OPENHIM_REGISTER")?;

@@ -6,6 +6,7 @@ pub mod fhir_mock;
 pub mod logs;
 pub mod openhim;
 pub mod token_server;
+pub mod world;
 pub mod yaml;
 
 use std::collections::HashMap;

@@ -70,13 +70,15 @@ pub async fn ensure_client(admin: &OpenhimClient, id: &str, role: &str, password
     }
 }
 
-/// The newest stored transaction on `path` whose request body contains `marker`.
+/// The newest settled transaction on `path` whose request body contains `marker`.
 pub async fn transaction_for(admin: &OpenhimClient, path: &str, marker: &str) -> Option<Value> {
     transactions_for(admin, path, marker).await.into_iter().next()
 }
 
-/// All stored transactions on `path` whose request body contains `marker`, newest first (of the
-/// newest 500 on that path).
+/// All settled transactions on `path` whose request body contains `marker`, newest first (of the
+/// newest 500 on that path). OpenHIM stores a transaction as `Processing` when the request
+/// arrives and sets its status once the mediator answers; a test reading in between saw
+/// `Processing` where it asserted `Successful`, so unsettled ones are left out.
 pub async fn transactions_for(admin: &OpenhimClient, path: &str, marker: &str) -> Vec<Value> {
     // Pages of a few: a listing OpenHIM cannot answer in one MongoDB reply fails with a 500 (seen
     // when transactions were 5.7 MB each, before orchestration bodies were capped).
@@ -89,7 +91,10 @@ pub async fn transactions_for(admin: &OpenhimClient, path: &str, marker: &str) -
         let Ok(list) = admin.get_json(&query).await else { return Vec::new() };
         let list = list.as_array().cloned().unwrap_or_default();
         let last = list.len() < PAGE;
-        found.extend(list.into_iter().filter(|t| t["request"]["path"] == path && mentions(t, marker)));
+        found.extend(
+            list.into_iter()
+                .filter(|t| t["request"]["path"] == path && t["status"] != "Processing" && mentions(t, marker)),
+        );
         if last {
             break;
         }
