@@ -281,4 +281,6 @@ async fn cht_refusals_and_outages_are_honest_fhir_statuses() {
     assert_eq!(status, 400, "an identifier system CHT cannot search: {body}");
     let (status, _) = outcome(&down, "/fhir/Patient/not%20an%20id").await;
     assert_eq!(status, 404, "not a FHIR id, never put into a CHT URL");
+    let (status, body) = outcome(&down, "/fhir/Task/t-1").await;
+    assert_eq!((status, body["issue"][0]["code"].as_str()), (404, Some("not-found")), "no reads of Task: {body}");
 }

@@ -65,6 +65,14 @@ pub fn assert_conforms(resource: &Value) {
     }
 }
 
+/// A resource the mediator built without a profile of its own (the facade's Practitioner,
+/// Organization, Location, searchset) must be valid base R4.
+pub fn assert_base_r4(resource: &Value) {
+    if let Err(violations) = cht_fhir_mediator::fhir::base::validate(resource) {
+        panic!("emitted invalid R4: {violations:?}\n{resource}");
+    }
+}
+
 /// The checks every FHIR body goes through at the edge; none may panic, whatever the input.
 pub fn fhir_body_checks(body: &Value) {
     let _ = cht_fhir_mediator::fhir::base::validate(body);

@@ -40,6 +40,10 @@ impl ReadType {
         }
     }
 
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Patient, Self::Practitioner, Self::Organization, Self::Location].into_iter().find(|t| t.name() == name)
+    }
+
     fn serves(self, kind: Kind) -> bool {
         matches!(
             (self, kind),

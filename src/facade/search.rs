@@ -186,8 +186,8 @@ pub fn bundle(
         link_base.map_or(path.clone(), |b| format!("{}/{path}", b.trim_end_matches('/')))
     };
     let mut links = vec![json!({"relation": "self", "url": link(search.offset)})];
-    if search.offset + search.count < total && search.count > 0 {
-        links.push(json!({"relation": "next", "url": link(search.offset + search.count)}));
+    if search.offset.saturating_add(search.count) < total && search.count > 0 {
+        links.push(json!({"relation": "next", "url": link(search.offset.saturating_add(search.count))}));
     }
     if search.offset > 0 {
         links.push(json!({"relation": "previous", "url": link(search.offset.saturating_sub(search.count))}));
@@ -293,6 +293,9 @@ mod tests {
         assert_eq!(b["entry"][0]["fullUrl"], "https://him.example.org/fhir/Patient/c");
         assert_eq!(b["link"][0]["url"], "https://him.example.org/fhir/Patient?phone=0722&_count=2&_getpagesoffset=2");
         assert_eq!(b["link"].as_array().unwrap().len(), 2, "last page: no next");
+        let far = parse(&format!("phone=1&_getpagesoffset={}", usize::MAX), &systems(), false).unwrap();
+        let b = bundle(&far, Vec::new(), 3, None, "http://127.0.0.1:6000/fhir");
+        assert!(b["link"].as_array().unwrap().iter().all(|l| l["relation"] != "next"), "no overflow, no next");
         let empty = bundle(&s, Vec::new(), 0, None, "http://127.0.0.1:6000/fhir");
         assert!(empty.get("entry").is_none());
         assert_eq!(crate::fhir::model::check_structure(&empty), Ok(()));

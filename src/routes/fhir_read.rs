@@ -43,44 +43,20 @@ fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiErr
     result
 }
 
-pub async fn patient(
+/// `GET /fhir/{type}/{id}` for the types the facade reads; any other type is a 404.
+pub async fn resource(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
-    Path(id): Path<String>,
+    Path((kind, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    read_as(&state, &ctx, ReadType::Patient, &id, query.as_deref(), &headers).await
-}
-
-pub async fn practitioner(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    read_as(&state, &ctx, ReadType::Practitioner, &id, query.as_deref(), &headers).await
-}
-
-pub async fn organization(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    read_as(&state, &ctx, ReadType::Organization, &id, query.as_deref(), &headers).await
-}
-
-pub async fn location(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    read_as(&state, &ctx, ReadType::Location, &id, query.as_deref(), &headers).await
+    let read_type = ReadType::from_name(&kind).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no reads of {kind}: the facade reads Patient, Practitioner, Organization, Location"
+        ))
+    })?;
+    read_as(&state, &ctx, read_type, &id, query.as_deref(), &headers).await
 }
 
 pub async fn search_patient(

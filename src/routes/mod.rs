@@ -30,10 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/service-request", post(fhir::follow_up))
         .route("/fhir/Task", post(fhir::follow_up))
         .route("/fhir/Patient", post(fhir::patient).get(fhir_read::search_patient))
-        .route("/fhir/Patient/{id}", get(fhir_read::patient))
-        .route("/fhir/Practitioner/{id}", get(fhir_read::practitioner))
-        .route("/fhir/Organization/{id}", get(fhir_read::organization))
-        .route("/fhir/Location/{id}", get(fhir_read::location))
+        .route("/fhir/{type}/{id}", get(fhir_read::resource))
         .route("/fhir/metadata", get(fhir_read::metadata))
         .route("/fhir/Encounter", post(fhir::encounter))
         // FHIR's `POST [base]`; the channel pattern `^/mediator/fhir/.*$` routes `/fhir/`.
