@@ -148,10 +148,7 @@ mod tests {
     use super::*;
 
     fn systems() -> IdentifierSystems {
-        IdentifierSystems {
-            document_id: "https://cht.example.org/id/doc".into(),
-            patient_id: "https://cht.example.org/id/patient".into(),
-        }
+        IdentifierSystems::example()
     }
 
     /// A patient in a household of a CHW area of a district, hydrated as CHT hydrates it.

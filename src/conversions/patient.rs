@@ -178,10 +178,7 @@ mod tests {
     use super::*;
 
     fn systems() -> IdentifierSystems {
-        IdentifierSystems {
-            document_id: "https://cht.example.org/id/doc".into(),
-            patient_id: "https://cht.example.org/id/patient".into(),
-        }
+        IdentifierSystems::example()
     }
 
     #[test]

@@ -30,6 +30,17 @@ pub struct IdentifierSystems {
     pub patient_id: String,
 }
 
+#[cfg(test)]
+impl IdentifierSystems {
+    /// The systems the unit tests use.
+    pub fn example() -> Self {
+        Self {
+            document_id: "https://cht.example.org/id/doc".into(),
+            patient_id: "https://cht.example.org/id/patient".into(),
+        }
+    }
+}
+
 /// Settings that can change while the mediator runs.
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
