@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::ConversionError;
 use super::ids::resource_id;
-use super::patient::person_to_patient;
+use super::patient::{MAX_LINEAGE, person_to_patient};
 use super::selection::PatientSelection;
 use crate::json::JsonExt;
 use crate::settings::IdentifierSystems;
@@ -33,10 +33,7 @@ pub enum Kind {
 
 /// The kind of hydrated CHT doc `doc`, by the same rule as the pushes ([`PatientSelection`]).
 pub fn kind(doc: &Value, selection: &PatientSelection) -> Kind {
-    let person = doc.at("type") == "person"
-        || (doc.at("type") == "contact"
-            && doc.at("contact_type").as_str().is_some_and(|t| selection.person_contact_types.iter().any(|p| p == t)));
-    if person {
+    if selection.is_person(doc) {
         return if selection.is_patient(doc) { Kind::Patient } else { Kind::Staff };
     }
     let place = doc.at("type").as_str().is_some_and(|t| PLACE_TYPES.contains(&t))
@@ -61,7 +58,7 @@ pub fn patient(
 /// The `_id` of the CHW of `doc`: the contact of its closest ancestor of a staff place type.
 fn chw_of<'a>(doc: &'a Value, selection: &PatientSelection) -> Option<&'a str> {
     let mut place = doc.at("parent");
-    for _ in 0..16 {
+    for _ in 0..MAX_LINEAGE {
         if !place.is_object() {
             return None;
         }

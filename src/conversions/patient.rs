@@ -19,7 +19,7 @@ use crate::json::JsonExt;
 use crate::settings::IdentifierSystems;
 
 /// Lineages deeper than this are cut (CHT hierarchies are a handful of levels; a cycle must not loop).
-const MAX_LINEAGE: usize = 16;
+pub(crate) const MAX_LINEAGE: usize = 16;
 
 /// The person doc inside a payload: `payload.doc`, or the payload itself when it is a doc.
 pub fn person_doc(payload: &Value) -> Result<&Map<String, Value>, ConversionError> {

@@ -88,9 +88,13 @@ impl PatientSelection {
     /// Whether CHT document `doc` is a person (`type: person`, or a person `contact_type`) who is
     /// not staff by `role` — wherever it is placed.
     pub fn is_non_staff_person(&self, doc: &Value) -> bool {
-        let person = doc["type"] == "person"
-            || (doc["type"] == "contact" && listed(&self.person_contact_types, &doc["contact_type"]));
-        person && !listed(&self.staff_roles, &doc["role"])
+        self.is_person(doc) && !listed(&self.staff_roles, &doc["role"])
+    }
+
+    /// Whether CHT document `doc` is a person: `type: person`, or a person `contact_type`.
+    pub fn is_person(&self, doc: &Value) -> bool {
+        doc["type"] == "person"
+            || (doc["type"] == "contact" && listed(&self.person_contact_types, &doc["contact_type"]))
     }
 
     /// Whether CHT document `doc` (its `parent` hydrated, as pushed) is a patient.

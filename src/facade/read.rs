@@ -115,58 +115,74 @@ async fn find(
     criterion: &Criterion,
 ) -> Result<BTreeMap<String, Value>, ApiError> {
     let cht = &state.cht;
-    let mut found = BTreeMap::new();
-    let mut keep = |doc: Value| {
-        if let Some(id) = doc.at("_id").as_str() {
-            found.insert(id.to_owned(), doc.clone());
-        }
-    };
-    match criterion {
+    let docs: Vec<Value> = match criterion {
         Criterion::FhirIds(ids) => {
             let valid: Vec<&str> = ids.iter().map(String::as_str).filter(|id| is_valid_id(id)).collect();
-            for doc in cht.hydrate(ctx, &live.cht, &valid).await.map_err(cht_refusal)?.into_values() {
-                if doc.at("_id").as_str().is_some_and(|cht_id| valid.contains(&resource_id(cht_id).as_str())) {
-                    keep(doc);
-                }
-            }
+            let docs = by_cht_ids(state, ctx, live, &valid).await?;
+            docs.into_iter()
+                .filter(|doc| {
+                    doc.at("_id").as_str().is_some_and(|cht_id| valid.contains(&resource_id(cht_id).as_str()))
+                })
+                .collect()
         }
         Criterion::Ids(ids) => {
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            cht.hydrate(ctx, &live.cht, &ids).await.map_err(cht_refusal)?.into_values().for_each(&mut keep);
+            by_cht_ids(state, ctx, live, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await?
         }
-        Criterion::ShortCodes(codes) => {
-            for code in codes {
-                if let Some(doc) = cht.person_by_patient_id(ctx, &live.cht, code).await.map_err(cht_refusal)? {
-                    keep(doc);
-                }
-            }
-        }
+        Criterion::ShortCodes(codes) => by_short_codes(state, ctx, live, codes).await?,
         Criterion::AnyIdentifier(values) => {
-            let ids: Vec<&str> = values.iter().map(String::as_str).collect();
-            cht.hydrate(ctx, &live.cht, &ids).await.map_err(cht_refusal)?.into_values().for_each(&mut keep);
-            for code in values {
-                if let Some(doc) = cht.person_by_patient_id(ctx, &live.cht, code).await.map_err(cht_refusal)? {
-                    keep(doc);
-                }
-            }
+            let mut docs = by_cht_ids(state, ctx, live, &values.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+            docs.extend(by_short_codes(state, ctx, live, values).await?);
+            docs
         }
         Criterion::Phones(phones) => {
-            let mut unhydrated = Vec::new();
+            let (mut docs, mut unhydrated) = (Vec::new(), Vec::new());
             for phone in phones {
                 for doc in cht.contacts_by_phone(ctx, &live.cht, phone).await.map_err(cht_refusal)? {
                     // Hydrated by CHT; a parent without its type would hide the CHW and the rule.
                     if doc.at("parent").is_object() && doc.at("parent").at("type").is_null() {
                         unhydrated.extend(doc.at("_id").as_str().map(str::to_owned));
                     } else {
-                        keep(doc);
+                        docs.push(doc);
                     }
                 }
             }
-            let ids: Vec<&str> = unhydrated.iter().map(String::as_str).collect();
-            cht.hydrate(ctx, &live.cht, &ids).await.map_err(cht_refusal)?.into_values().for_each(&mut keep);
+            docs.extend(
+                by_cht_ids(state, ctx, live, &unhydrated.iter().map(String::as_str).collect::<Vec<_>>()).await?,
+            );
+            docs
+        }
+    };
+    let mut found = BTreeMap::new();
+    for doc in docs {
+        if let Some(id) = doc.at("_id").as_str().map(str::to_owned) {
+            found.insert(id, doc);
         }
     }
     Ok(found)
+}
+
+/// CHT docs `ids`, hydrated (one call); ids CHT does not have are left out.
+async fn by_cht_ids(
+    state: &AppState,
+    ctx: &CallContext,
+    live: &LiveConfig,
+    ids: &[&str],
+) -> Result<Vec<Value>, ApiError> {
+    Ok(state.cht.hydrate(ctx, &live.cht, ids).await.map_err(cht_refusal)?.into_values().collect())
+}
+
+/// The persons whose `patient_id` short code is one of `codes`, hydrated.
+async fn by_short_codes(
+    state: &AppState,
+    ctx: &CallContext,
+    live: &LiveConfig,
+    codes: &[String],
+) -> Result<Vec<Value>, ApiError> {
+    let mut docs = Vec::new();
+    for code in codes {
+        docs.extend(state.cht.person_by_patient_id(ctx, &live.cht, code).await.map_err(cht_refusal)?);
+    }
+    Ok(docs)
 }
 
 fn convert(state: &AppState, live: &LiveConfig, read_type: ReadType, doc: &Value) -> Result<Value, ConversionError> {
