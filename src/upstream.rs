@@ -219,13 +219,15 @@ impl Recorder {
         {
             request.headers_mut().insert(TRANSACTION_HEADER, value);
         }
-        let recorded = record_request(&request);
+        // Only an OpenHIM transaction's envelope shows the calls: without one nothing would read
+        // the record, and copying each body into it is most of its cost.
+        let recorded = ctx.transaction_id.is_some().then(|| record_request(&request));
         let started = Instant::now();
         let result = self.exchange(request).await;
         let elapsed = started.elapsed();
-        let (outcome, response, error) = match &result {
-            Ok(r) => (status_class(r.status), Some(record_response(r)), None),
-            Err(e) => (error_class(e), None, Some(OrchestrationError { message: e.to_string() })),
+        let outcome = match &result {
+            Ok(r) => status_class(r.status),
+            Err(e) => error_class(e),
         };
         self.metrics.observe_upstream(self.target, outcome, elapsed);
         match &result {
@@ -235,7 +237,13 @@ impl Recorder {
             }
             Err(e) => tracing::warn!(error = %e, elapsed_ms = elapsed.as_millis() as u64, "upstream call failed"),
         }
-        ctx.record(Orchestration { name: name.to_owned(), group: None, request: recorded, response, error });
+        if let Some(request) = recorded {
+            let (response, error) = match &result {
+                Ok(r) => (Some(record_response(r)), None),
+                Err(e) => (None, Some(OrchestrationError { message: e.to_string() })),
+            };
+            ctx.record(Orchestration { name: name.to_owned(), group: None, request, response, error });
+        }
         result
     }
 

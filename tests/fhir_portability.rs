@@ -318,3 +318,160 @@ async fn a_server_missing_a_profiles_snapshot_refuses_with_a_reason_the_operator
     let letter = &app.state.dead_letters.list(false).unwrap()[0];
     assert!(letter.reason.contains("No snapshot defined for StructureDefinition 'CHTPatient'"), "{}", letter.reason);
 }
+
+/// A server like HFS: update-as-create and the `batch` interaction declared.
+async fn runs_batches(fhir: &MockServer) {
+    let resource = |kind: &str| json!({"type": kind, "updateCreate": true, "conditionalUpdate": true});
+    let kinds = ["Patient", "Encounter", "Observation", "Task", "ServiceRequest"];
+    Mock::given(method("GET"))
+        .and(path("/metadata"))
+        .respond_with(ok(json!({"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1",
+            "rest": [{"mode": "server", "resource": kinds.map(resource), "interaction": [{"code": "transaction"}, {"code": "batch"}]}]})))
+        .mount(fhir)
+        .await;
+}
+
+fn pregnancy_visit(id: &str, patient: &str) -> Value {
+    json!({"doc": {"_id": id, "type": "data_record", "form": "pregnancy_home_visit", "reported_date": 1732000000000_i64,
+        "fields": {"patient_uuid": patient, "vitals": {"weight": "61.25", "muac": 23.5}, "notes": "ok"}}})
+}
+
+#[tokio::test]
+async fn a_server_that_runs_batches_reads_a_reports_patient_and_observations_in_one_round_trip() {
+    let fhir = MockServer::start().await;
+    runs_batches(&fhir).await;
+    let stale = json!({"resourceType": "Observation", "id": "obs-stale", "status": "final"});
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(wiremock::matchers::body_partial_json(json!({"type": "batch"})))
+        .respond_with(ok(json!({"resourceType": "Bundle", "type": "batch-response", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p-one-trip"}, "response": {"status": "200 OK"}},
+            {"resource": {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": stale, "search": {"mode": "match"}}]},
+             "response": {"status": "200 OK"}}]})))
+        .expect(1)
+        .mount(&fhir)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(wiremock::matchers::body_partial_json(json!({"type": "transaction"})))
+        .respond_with(TransactionEcho)
+        .expect(1)
+        .mount(&fhir)
+        .await;
+    let app = spawn_app(&[("FHIR_URL", &fhir.uri())]).await;
+    let (status, envelope) = post(&app, "/cht/encounter", &pregnancy_visit("r-one-trip", "p-one-trip")).await;
+    assert_eq!(status, 200, "{envelope}");
+    let calls: Vec<String> = fhir
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() != "/metadata")
+        .map(|r| format!("{} {}", r.method, r.url.path()))
+        .collect();
+    assert_eq!(calls, ["POST /", "POST /"], "one batch of reads, one transaction");
+    let batch: Value = serde_json::from_slice(&fhir.received_requests().await.unwrap()[1].body).unwrap();
+    let urls: Vec<&str> =
+        batch["entry"].as_array().unwrap().iter().map(|e| e["request"]["url"].as_str().unwrap()).collect();
+    assert_eq!(urls[0], "Patient/p-one-trip");
+    assert!(urls[1].starts_with("Observation?encounter=Encounter%2F"), "{urls:?}");
+    // The stale Observation the batch's search found is deleted in the transaction.
+    let written: Value = serde_json::from_slice(&fhir.received_requests().await.unwrap()[2].body).unwrap();
+    assert!(
+        written["entry"].as_array().unwrap().iter().any(|e| e["request"]["url"] == "Observation?_id=obs-stale"),
+        "{written}"
+    );
+    let names: Vec<String> =
+        envelope["orchestrations"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap().to_owned()).collect();
+    assert!(names.iter().any(|n| n == "FHIR POST batch of 2 reads"), "{names:?}");
+}
+
+#[tokio::test]
+async fn a_batch_answer_that_does_not_answer_every_read_is_never_acted_on() {
+    for (answer, what) in [
+        (
+            json!({"resourceType": "Bundle", "type": "batch-response", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p-short"}, "response": {"status": "200 OK"}}]}),
+            "one entry for two reads",
+        ),
+        (json!({"resourceType": "Bundle", "type": "transaction-response", "entry": []}), "not a batch-response"),
+        (
+            json!({"resourceType": "Bundle", "type": "batch-response", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p-short"}, "response": {"status": "200 OK"}},
+            {"response": {"status": "500 Internal Server Error"}}]}),
+            "the search failed",
+        ),
+        (
+            json!({"resourceType": "Bundle", "type": "batch-response", "entry": [
+            {"resource": {"resourceType": "Observation", "id": "o"}, "response": {"status": "200 OK"}},
+            {"resource": {"resourceType": "Bundle", "type": "searchset"}, "response": {"status": "200 OK"}}]}),
+            "not the Patient read",
+        ),
+    ] {
+        let fhir = MockServer::start().await;
+        runs_batches(&fhir).await;
+        Mock::given(method("POST"))
+            .and(path("/"))
+            .and(wiremock::matchers::body_partial_json(json!({"type": "batch"})))
+            .respond_with(ok(answer))
+            .mount(&fhir)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/"))
+            .and(wiremock::matchers::body_partial_json(json!({"type": "transaction"})))
+            .respond_with(TransactionEcho)
+            .expect(0)
+            .mount(&fhir)
+            .await;
+        let app = spawn_app(&[("FHIR_URL", &fhir.uri())]).await;
+        let (status, envelope) = post(&app, "/cht/encounter", &pregnancy_visit("r-short", "p-short")).await;
+        assert_eq!(status, 502, "{what}: {envelope}");
+        assert_eq!(envelope["status"], "Failed", "{what}");
+        assert!(app.state.dead_letters.list(true).unwrap().is_empty(), "{what}: transient, CHT delivers again");
+    }
+}
+
+#[tokio::test]
+async fn a_patient_the_batch_does_not_find_is_looked_up_by_identifier_as_before() {
+    let fhir = MockServer::start().await;
+    runs_batches(&fhir).await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(wiremock::matchers::body_partial_json(json!({"type": "batch"})))
+        .respond_with(ok(json!({"resourceType": "Bundle", "type": "batch-response", "entry": [
+            {"response": {"status": "404 Not Found"}},
+            {"resource": {"resourceType": "Bundle", "type": "searchset"}, "response": {"status": "200 OK"}}]})))
+        .mount(&fhir)
+        .await;
+    // Registered by the EMR under a server id, known by its short code.
+    Mock::given(method("GET"))
+        .and(path("/Patient"))
+        .and(query_param("identifier", "https://cht.example.org/fhir/identifier/patient-id|10456"))
+        .respond_with(ok(json!({"resourceType": "Bundle", "type": "searchset", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "srv-77"}}]})))
+        .mount(&fhir)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/Patient"))
+        .respond_with(ok(json!({"resourceType": "Bundle", "type": "searchset"})))
+        .mount(&fhir)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/Patient/"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&fhir)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(wiremock::matchers::body_partial_json(json!({"type": "transaction"})))
+        .respond_with(TransactionEcho)
+        .expect(1)
+        .mount(&fhir)
+        .await;
+    let app = spawn_app(&[("FHIR_URL", &fhir.uri())]).await;
+    let (status, envelope) = post(&app, "/cht/encounter", &pregnancy_visit("r-code", "10456")).await;
+    assert_eq!(status, 200, "{envelope}");
+    let written = fhir.received_requests().await.unwrap().into_iter().last().unwrap();
+    let written: Value = serde_json::from_slice(&written.body).unwrap();
+    assert_eq!(written["entry"][0]["resource"]["subject"]["reference"], "Patient/srv-77", "{written}");
+}

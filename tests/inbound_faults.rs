@@ -165,10 +165,12 @@ async fn a_report_whose_patient_neither_side_knows_yet_gets_503() {
     );
     let names: Vec<&str> =
         envelope["orchestrations"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
-    // By id, then by its CHT document id and by short code as identifiers, then CHT.
+    // The server's capabilities (read once: can it run batches? This one cannot say), then by
+    // id, by its CHT document id and by short code as identifiers, then CHT.
     assert_eq!(
         names,
         [
+            "FHIR GET metadata",
             "FHIR GET Patient/p-fault-1",
             "FHIR GET Patient",
             "FHIR GET Patient",

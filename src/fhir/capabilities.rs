@@ -48,6 +48,8 @@ pub enum WriteMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capabilities {
     by_type: HashMap<String, WriteMode>,
+    /// `rest.interaction` has `batch`: several reads can go in one round trip.
+    pub batch: bool,
 }
 
 impl Capabilities {
@@ -69,7 +71,11 @@ impl Capabilities {
             };
             by_type.insert(kind.to_owned(), mode);
         }
-        Self { by_type }
+        let batch = statement.at("rest").as_array().into_iter().flatten().any(|r| {
+            r.at("mode").as_str().is_none_or(|m| m == "server")
+                && r.at("interaction").as_array().into_iter().flatten().any(|i| i.at("code") == "batch")
+        });
+        Self { by_type, batch }
     }
 
     pub fn mode(&self, kind: &str) -> WriteMode {
@@ -95,5 +101,11 @@ mod tests {
         assert_eq!(caps.mode("Observation"), WriteMode::ClientIds, "not described");
         assert_eq!("Conditional".parse::<WriteSetting>(), Ok(WriteSetting::Conditional));
         assert!("sometimes".parse::<WriteSetting>().is_err());
+        assert!(!caps.batch, "no batch interaction declared");
+        let with_batch =
+            json!({"rest": [{"mode": "server", "interaction": [{"code": "transaction"}, {"code": "batch"}]}]});
+        assert!(Capabilities::from_statement(&with_batch).batch);
+        let client_side = json!({"rest": [{"mode": "client", "interaction": [{"code": "batch"}]}]});
+        assert!(!Capabilities::from_statement(&client_side).batch, "a client's batch is not the server's");
     }
 }

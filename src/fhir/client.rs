@@ -59,6 +59,24 @@ impl FhirError {
     }
 }
 
+/// One read of a [`FhirClient::batch`].
+#[derive(Debug, Clone)]
+pub enum Read<'a> {
+    /// `GET [type]/[id]`.
+    ById { kind: &'a str, id: &'a str },
+    /// `GET [type]?params` (every page).
+    Search { kind: &'a str, params: Vec<(&'a str, String)> },
+}
+
+/// The answer to one [`Read`], in its shape.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// The resource, or `None` when the server has no such one (404/410).
+    Found(Option<Value>),
+    /// Every match of the search.
+    Matches(Vec<Value>),
+}
+
 /// Client for one FHIR server; cheap to clone.
 #[derive(Clone)]
 pub struct FhirClient {
@@ -173,48 +191,114 @@ impl FhirClient {
         kind: &str,
         params: &[(&str, &str)],
     ) -> Result<Vec<Value>, FhirError> {
-        // The serializer is not Send: finish it before awaiting.
-        let query = {
-            let mut query = url::form_urlencoded::Serializer::new(String::new());
-            query.extend_pairs(params.iter().copied()).append_pair("_count", SEARCH_COUNT);
-            query.finish()
-        };
-        if query.len() > MAX_QUERY_BYTES {
-            return Err(FhirError::Invalid(format!(
-                "a {kind} search value is too long (at most {MAX_QUERY_BYTES} bytes)"
-            )));
-        }
+        let path = search_path(kind, params)?;
         let mut found = Vec::new();
-        let mut path = format!("{kind}?{query}");
+        self.follow_pages(ctx, upstream, kind, Some(path), &mut found).await?;
+        Ok(found)
+    }
+
+    /// Reads the search pages from `path` on (`link[next]`), adding their matches to `found`.
+    async fn follow_pages(
+        &self,
+        ctx: &CallContext,
+        upstream: &Upstream,
+        kind: &str,
+        mut path: Option<String>,
+        found: &mut Vec<Value>,
+    ) -> Result<(), FhirError> {
         for _ in 0..MAX_SEARCH_PAGES {
+            let Some(page) = path else { return Ok(()) };
             // no-cache: a search must see the writes just made. HAPI answers a search repeated
             // within a minute from its cache of results unless told not to.
             let headers = [("cache-control", "no-cache".to_owned())];
             let name = format!("FHIR GET {kind}");
             let response = self
                 .recorder
-                .call_with(ctx, upstream, &name, Method::GET, &path, FHIR_JSON, None, &headers)
+                .call_with(ctx, upstream, &name, Method::GET, &page, FHIR_JSON, None, &headers)
                 .await
                 .map_err(ApiError::from)?;
             classify(&response)?;
             let bundle = json_body(&response)?;
-            found.extend(
-                bundle
-                    .at("entry")
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|e| e.at("search").at("mode").as_str().is_none_or(|m| m == "match"))
-                    .filter(|e| e.at("resource").at("resourceType") == kind)
-                    .map(|e| e.at("resource").clone()),
-            );
-            match next_page(&upstream.url, &bundle) {
-                Some(next) => path = next,
-                None => return Ok(found),
-            }
+            found.extend(matches(&bundle, kind));
+            path = next_page(&upstream.url, &bundle);
         }
-        tracing::warn!(%kind, pages = MAX_SEARCH_PAGES, "search has more pages than are followed");
-        Ok(found)
+        if path.is_some() {
+            tracing::warn!(%kind, pages = MAX_SEARCH_PAGES, "search has more pages than are followed");
+        }
+        Ok(())
+    }
+
+    /// Several reads in ONE round trip: a `batch` Bundle of GETs (FHIR R4 §3.1.0.11; the entries
+    /// are independent, so a batch, not a transaction, is the right interaction). Answers in
+    /// order; a search's further pages are read after it. Only for servers that declare `batch`
+    /// (the store checks); an answer that is not a `batch-response` with one entry per read is
+    /// a broken answer, never a partial result.
+    pub async fn batch(
+        &self,
+        ctx: &CallContext,
+        upstream: &Upstream,
+        reads: &[Read<'_>],
+    ) -> Result<Vec<Answer>, FhirError> {
+        let mut urls = Vec::with_capacity(reads.len());
+        for read in reads {
+            urls.push(match read {
+                Read::ById { kind, id } => {
+                    if !is_valid_id(id) {
+                        return Err(FhirError::Invalid(format!(
+                            "a {kind} id must be a FHIR id ([A-Za-z0-9-.]{{1,64}})"
+                        )));
+                    }
+                    format!("{kind}/{id}")
+                }
+                Read::Search { kind, params } => search_path(kind, params)?,
+            });
+        }
+        let entries: Vec<Value> = urls.iter().map(|url| json!({"request": {"method": "GET", "url": url}})).collect();
+        let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": entries});
+        let name = format!("FHIR POST batch of {} reads", reads.len());
+        let response = self
+            .recorder
+            .call(ctx, upstream, &name, Method::POST, "", FHIR_JSON, Some(&bundle))
+            .await
+            .map_err(ApiError::from)?;
+        classify(&response)?;
+        let answer = json_body(&response)?;
+        let entries = answer.at("entry").as_array().map(Vec::as_slice).unwrap_or_default();
+        if answer.at("type") != "batch-response" || entries.len() != reads.len() {
+            return Err(broken(format!(
+                "a batch of {} reads was answered with {} entries of a {}",
+                reads.len(),
+                entries.len(),
+                answer.at("type").as_str().unwrap_or("non-Bundle")
+            )));
+        }
+        let mut answers = Vec::with_capacity(reads.len());
+        for (read, entry) in reads.iter().zip(entries) {
+            let status_text = entry.at("response").at("status").as_str().unwrap_or_default();
+            let status: u16 = status_text.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let resource = entry.at("resource");
+            answers.push(match read {
+                Read::ById { .. } if matches!(status, 404 | 410) => Answer::Found(None),
+                Read::ById { kind, .. } if (200..300).contains(&status) => {
+                    if resource.at("resourceType") != *kind {
+                        return Err(broken(format!(
+                            "a batch GET {kind}/{{id}} answered something that is not a {kind}"
+                        )));
+                    }
+                    Answer::Found(Some(resource.clone()))
+                }
+                Read::Search { kind, .. } if (200..300).contains(&status) => {
+                    if resource.at("resourceType") != "Bundle" {
+                        return Err(broken(format!("a batch search of {kind} answered no searchset")));
+                    }
+                    let mut found: Vec<Value> = matches(resource, kind).collect();
+                    self.follow_pages(ctx, upstream, kind, next_page(&upstream.url, resource), &mut found).await?;
+                    Answer::Matches(found)
+                }
+                _ => return Err(by_status(status, entry.at("response").at("outcome").clone())),
+            });
+        }
+        Ok(answers)
     }
 
     /// `POST [base]` with a transaction Bundle: all entries or none. Returns the response Bundle.
@@ -262,16 +346,51 @@ fn next_page(base: &url::Url, bundle: &Value) -> Option<String> {
 }
 
 fn classify(response: &UpstreamResponse) -> Result<(), FhirError> {
-    let status = response.status.as_u16();
-    match status {
+    match response.status.as_u16() {
         200..=299 => Ok(()),
+        status => Err(by_status(status, response.json().unwrap_or(Value::Null))),
+    }
+}
+
+/// The error of a non-2xx `status` (of a response, or of a batch entry) with its outcome.
+fn by_status(status: u16, outcome: Value) -> FhirError {
+    match status {
         // 401/403: the mediator's credentials, not what was sent — never a dead letter.
         401 | 403 | 408 | 409 | 412 | 423 | 429 => {
-            Err(FhirError::Transient(ApiError::BadGateway { target: "FHIR server", status }))
+            FhirError::Transient(ApiError::BadGateway { target: "FHIR server", status })
         }
-        400..=499 => Err(FhirError::Rejected { status, outcome: response.json().unwrap_or(Value::Null) }),
-        _ => Err(FhirError::Transient(ApiError::BadGateway { target: "FHIR server", status })),
+        400..=499 => FhirError::Rejected { status, outcome },
+        _ => FhirError::Transient(ApiError::BadGateway { target: "FHIR server", status }),
     }
+}
+
+fn broken(reason: String) -> FhirError {
+    FhirError::Transient(ApiError::Upstream(crate::upstream::UpstreamError::InvalidResponse { target: "fhir", reason }))
+}
+
+/// `[type]?params&_count=…`, refused before it is sent when too long for a URL.
+fn search_path<P: AsRef<str>>(kind: &str, params: &[(&str, P)]) -> Result<String, FhirError> {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in params {
+        query.append_pair(name, value.as_ref());
+    }
+    let query = query.append_pair("_count", SEARCH_COUNT).finish();
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(FhirError::Invalid(format!("a {kind} search value is too long (at most {MAX_QUERY_BYTES} bytes)")));
+    }
+    Ok(format!("{kind}?{query}"))
+}
+
+/// The resources a search page matched (entries with `search.mode` match or none) of `kind`.
+fn matches<'b>(bundle: &'b Value, kind: &'b str) -> impl Iterator<Item = Value> + 'b {
+    bundle
+        .at("entry")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.at("search").at("mode").as_str().is_none_or(|m| m == "match"))
+        .filter(move |e| e.at("resource").at("resourceType") == kind)
+        .map(|e| e.at("resource").clone())
 }
 
 fn json_body(response: &UpstreamResponse) -> Result<Value, FhirError> {

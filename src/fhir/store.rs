@@ -18,6 +18,7 @@ use serde_json::Value;
 
 pub use super::capabilities::WriteMode;
 use super::capabilities::{Capabilities, WriteSetting};
+pub use super::client::{Answer, Read};
 use super::client::{FhirClient, FhirError};
 use super::transaction::{self, Key, Write, transient_status};
 use crate::json::JsonExt;
@@ -81,6 +82,22 @@ impl FhirStore {
             WriteSetting::Conditional => Ok(WriteMode::Conditional),
             WriteSetting::Auto => Ok(self.capabilities(ctx, live).await?.mode(kind)),
         }
+    }
+
+    /// Whether several reads can go in one round trip: the server declares `batch` (a server
+    /// whose CapabilityStatement cannot be read is taken not to).
+    pub async fn runs_batches(&self, ctx: &CallContext, live: &LiveConfig) -> Result<bool, FhirError> {
+        Ok(self.capabilities(ctx, live).await?.batch)
+    }
+
+    /// Several reads in ONE round trip (only where [`FhirStore::runs_batches`]). Answers in order.
+    pub async fn read_batch(
+        &self,
+        ctx: &CallContext,
+        live: &LiveConfig,
+        reads: &[Read<'_>],
+    ) -> Result<Vec<Answer>, FhirError> {
+        self.client.batch(ctx, &live.fhir, reads).await
     }
 
     async fn capabilities(&self, ctx: &CallContext, live: &LiveConfig) -> Result<Arc<Capabilities>, FhirError> {
@@ -165,18 +182,19 @@ impl FhirStore {
         let mut attempt = 1;
         loop {
             let (path, body) = match mode {
-                WriteMode::ClientIds => {
-                    (format!("{kind}/{}", resource.at("id").as_str().unwrap_or_default()), resource.clone())
-                }
+                WriteMode::ClientIds => (
+                    format!("{kind}/{}", resource.at("id").as_str().unwrap_or_default()),
+                    std::borrow::Cow::Borrowed(resource),
+                ),
                 WriteMode::Conditional => {
                     let query = url::form_urlencoded::Serializer::new(String::new())
                         .append_pair("identifier", &key.token())
                         .finish();
                     let mut body = resource.clone();
                     if let Some(o) = body.as_object_mut() {
-                        o.remove("id");
+                        o.shift_remove("id");
                     }
-                    (format!("{kind}?{query}"), body)
+                    (format!("{kind}?{query}"), std::borrow::Cow::Owned(body))
                 }
             };
             let response = self.client.put_at(ctx, &live.fhir, &path, &body, None).await?;

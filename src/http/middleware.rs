@@ -102,15 +102,17 @@ pub async fn openhim_envelope(State(state): State<AppState>, request: Request, n
         .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let record = ResponseRecord { status: parts.status.as_u16(), headers, body, timestamp: timestamp(Utc::now()) };
-    let transient = parts.status.is_server_error();
-    let diagnostics = serde_json::from_str::<serde_json::Value>(&record.body)
-        .ok()
-        .and_then(|b| b.at("issue").nth(0).at("diagnostics").as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("HTTP {}", parts.status.as_u16()));
+    // Lets a channel with auto-retry deliver the request again later (the body is read again
+    // only then).
+    let diagnostics = parts.status.is_server_error().then(|| {
+        serde_json::from_str::<serde_json::Value>(&record.body)
+            .ok()
+            .and_then(|b| b.at("issue").nth(0).at("diagnostics").as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("HTTP {}", parts.status.as_u16()))
+    });
     let mut envelope =
         Envelope::new(&state.urn, record, status_override).with_orchestrations(ctx.take_orchestrations());
-    if transient {
-        // Lets a channel with auto-retry deliver the request again later.
+    if let Some(diagnostics) = diagnostics {
         envelope = envelope.with_error(diagnostics);
     }
     let mut out = Response::new(Body::from(envelope.to_json()));

@@ -16,7 +16,7 @@ use crate::conversions::ids::resource_id;
 use crate::conversions::patient::person_to_patient;
 use crate::conversions::report::{ReportInput, TaskSpec, build, close_task, parse_report};
 use crate::error::ApiError;
-use crate::fhir::store::KEY_SYSTEM;
+use crate::fhir::store::{Answer, KEY_SYSTEM, Read, WriteMode};
 use crate::fhir::transaction::{Key, Write};
 use crate::json::JsonExt;
 use crate::settings::LiveConfig;
@@ -31,11 +31,15 @@ pub async fn write(state: &AppState, ctx: &CallContext, payload: &Value) -> Resu
     let live = state.live.current();
     let forms = &state.settings.forms;
     let input = parse_report(payload, forms)?;
-    let (patient_id, new_patient) =
-        resolve_patient(state, ctx, &live, &input.subject, input.subject_doc.as_ref()).await?;
-    let resources = build(&input, &patient_id, &live.identifiers, forms);
     let encounter_key = Key::new(&live.identifiers.document_id, &input.id);
-    let encounter_id = resources.encounter.at("id").as_str().unwrap_or_default().to_owned();
+    let encounter_id = resource_id(&input.id);
+    let found = lookups(state, ctx, &live, &input.subject, &encounter_key, &encounter_id).await?;
+    let (patient_id, new_patient) = match found.patient {
+        Some(id) => (id, None),
+        None => resolve_patient(state, ctx, &live, &input.subject, input.subject_doc.as_ref()).await?,
+    };
+    let resources = build(&input, &patient_id, &live.identifiers, forms);
+    debug_assert_eq!(resources.encounter.at("id").as_str(), Some(encounter_id.as_str()));
 
     let mut writes: Vec<Write> = Vec::new();
     if let Some(patient) = &new_patient {
@@ -51,7 +55,11 @@ pub async fn write(state: &AppState, ctx: &CallContext, payload: &Value) -> Resu
             conforms(resource)?;
         }
     }
-    writes.extend(stale_observations(state, ctx, &live, &encounter_key, &encounter_id, &resources.observations).await?);
+    let existing = match found.observations {
+        Some(existing) => existing,
+        None => existing_observations(state, ctx, &live, &encounter_key, &encounter_id).await?,
+    };
+    writes.extend(stale_observations(&existing, &resources.observations));
 
     let mut attempt = 1;
     loop {
@@ -112,25 +120,71 @@ pub(crate) fn patient_key(patient: &Value, live: &LiveConfig) -> Key {
     Key::new(system, value)
 }
 
-/// Deletes of the Observations the server has for this report that it no longer holds (a shrunk
-/// report leaves no stale answers behind). Current ones are known by id (client ids) or key.
-async fn stale_observations(
+/// What is read before a report is written, when one round trip can read it all.
+struct Lookups {
+    /// The patient's FHIR id, when read by its client id and found.
+    patient: Option<String>,
+    /// The Observations the server has for the report's Encounter.
+    observations: Option<Vec<Value>>,
+}
+
+/// With client ids for Patient and Encounter, the patient and the Encounter's Observations are
+/// known by ids the mediator derives: both are read in ONE batch where the server runs batches.
+/// Otherwise — server-assigned ids, whose look-ups depend on each other, or no batches — nothing
+/// here: the patient is looked up first (a report whose patient neither side knows fails before
+/// anything else is read), then the Observations.
+async fn lookups(
+    state: &AppState,
+    ctx: &CallContext,
+    live: &LiveConfig,
+    subject: &str,
+    encounter_key: &Key,
+    encounter_id: &str,
+) -> Result<Lookups, Failure> {
+    let none = Lookups { patient: None, observations: None };
+    let patient_id = resource_id(subject);
+    let client_ids = state.fhir.mode(ctx, live, "Patient").await? == WriteMode::ClientIds
+        && state.fhir.mode(ctx, live, "Encounter").await? == WriteMode::ClientIds;
+    if !client_ids || !crate::fhir::client::is_valid_id(&patient_id) || !state.fhir.runs_batches(ctx, live).await? {
+        return Ok(none);
+    }
+    let Some(server_id) = state.fhir.server_id(ctx, live, "Encounter", encounter_key, encounter_id).await? else {
+        return Ok(none);
+    };
+    let reads = [
+        Read::ById { kind: "Patient", id: &patient_id },
+        Read::Search { kind: "Observation", params: vec![("encounter", format!("Encounter/{server_id}"))] },
+    ];
+    let mut answers = state.fhir.read_batch(ctx, live, &reads).await?.into_iter();
+    let (Some(Answer::Found(patient)), Some(Answer::Matches(observations))) = (answers.next(), answers.next()) else {
+        return Ok(none);
+    };
+    let patient = patient.and_then(|p| p.at("id").as_str().map(str::to_owned));
+    Ok(Lookups { patient, observations: Some(observations) })
+}
+
+/// The Observations the server has for this report's Encounter (none when it has no Encounter).
+async fn existing_observations(
     state: &AppState,
     ctx: &CallContext,
     live: &LiveConfig,
     encounter_key: &Key,
     encounter_id: &str,
-    current: &[Value],
-) -> Result<Vec<Write>, Failure> {
+) -> Result<Vec<Value>, Failure> {
     let Some(server_id) = state.fhir.server_id(ctx, live, "Encounter", encounter_key, encounter_id).await? else {
         return Ok(Vec::new());
     };
-    let current: std::collections::BTreeSet<&str> = current.iter().filter_map(|o| o.at("id").as_str()).collect();
-    let existing = state
+    Ok(state
         .fhir
         .client()
         .search(ctx, &live.fhir, "Observation", &[("encounter", &format!("Encounter/{server_id}"))])
-        .await?;
+        .await?)
+}
+
+/// Deletes of the `existing` Observations this report no longer holds (a shrunk report leaves no
+/// stale answers behind). Current ones are known by id (client ids) or key.
+fn stale_observations(existing: &[Value], current: &[Value]) -> Vec<Write> {
+    let current: std::collections::BTreeSet<&str> = current.iter().filter_map(|o| o.at("id").as_str()).collect();
     let key_of = |o: &Value| -> Option<String> {
         o.at("identifier")
             .as_array()?
@@ -140,7 +194,7 @@ async fn stale_observations(
             .as_str()
             .map(str::to_owned)
     };
-    Ok(existing
+    existing
         .iter()
         .filter(|o| {
             let by_id = o.at("id").as_str().is_some_and(|id| current.contains(id));
@@ -149,7 +203,7 @@ async fn stale_observations(
         })
         .filter_map(|o| o.at("id").as_str())
         .map(|id| Write::Delete { kind: "Observation".into(), id: id.to_owned() })
-        .collect())
+        .collect()
 }
 
 /// The FHIR id of the report's patient, and the Patient to write first when FHIR lacks it.
