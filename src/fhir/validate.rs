@@ -49,29 +49,41 @@ pub fn validate_against(resource: &Value, profile: &Profile) -> Result<(), Vec<V
     for rule in &profile.rules {
         check_rule(resource, rule, &mut violations);
     }
-    check_extensions(resource, &profile.resource_type, &mut violations);
+    check_extensions(resource, &mut profile.resource_type.clone(), &mut violations);
     if violations.is_empty() { Ok(()) } else { Err(violations) }
 }
 
 /// Every use of one of the mediator's extensions, wherever it is (a primitive's `_birthDate`
 /// included, named by its element: `Patient.birthDate.extension[0]`), carries exactly one value
-/// of a type its definition allows.
-fn check_extensions(value: &Value, path: &str, out: &mut Vec<Violation>) {
+/// of a type its definition allows. `path` is one buffer for the walk (a segment appended going
+/// down, cut going back up): no string is built per element.
+fn check_extensions(value: &Value, path: &mut String, out: &mut Vec<Violation>) {
+    use std::fmt::Write;
     match value {
         Value::Object(object) => {
             for (key, child) in object {
                 let name = key.strip_prefix('_').unwrap_or(key);
+                let up = path.len();
+                path.push('.');
+                path.push_str(name);
                 if matches!(name, "extension" | "modifierExtension") {
                     for (i, extension) in child.as_array().into_iter().flatten().enumerate() {
-                        check_extension(extension, &format!("{path}.{name}[{i}]"), out);
+                        let at = path.len();
+                        let _ = write!(path, "[{i}]");
+                        check_extension(extension, path, out);
+                        path.truncate(at);
                     }
                 }
-                check_extensions(child, &format!("{path}.{name}"), out);
+                check_extensions(child, path, out);
+                path.truncate(up);
             }
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                check_extensions(item, &format!("{path}[{i}]"), out);
+                let up = path.len();
+                let _ = write!(path, "[{i}]");
+                check_extensions(item, path, out);
+                path.truncate(up);
             }
         }
         _ => {}

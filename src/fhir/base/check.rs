@@ -26,14 +26,42 @@ struct Walk<'m> {
     out: Vec<Violation>,
 }
 
+/// The path of the element being walked, one buffer for the whole walk: a segment is appended
+/// going down and cut going back up, so no string is built for an element unless it has a
+/// problem (the per-element `format!` was the biggest cost of a report's check, bench/README.md).
+struct Path(String);
+
+impl Path {
+    fn key(&mut self, key: &str) -> usize {
+        let len = self.0.len();
+        self.0.push('.');
+        self.0.push_str(key);
+        len
+    }
+    fn index(&mut self, i: usize) -> usize {
+        use std::fmt::Write;
+        let len = self.0.len();
+        let _ = write!(self.0, "[{i}]");
+        len
+    }
+    fn cut(&mut self, len: usize) {
+        self.0.truncate(len);
+    }
+}
+
 impl Walk<'_> {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.out.push(Violation { path: path.into(), message: message.into() });
     }
 
+    /// A problem at `path` plus `suffix` (a key or an index not yet on the path).
+    fn push_at(&mut self, path: &Path, suffix: std::fmt::Arguments<'_>, message: impl Into<String>) {
+        self.push(format!("{}{suffix}", path.0), message);
+    }
+
     /// A resource at `path` (`None` at the top: the path then starts with its type).
-    fn resource(&mut self, value: &Value, path: Option<&str>, depth: usize) {
-        let shown = path.unwrap_or("resource");
+    fn resource(&mut self, value: &Value, path: Option<&mut Path>, depth: usize) {
+        let shown = path.as_ref().map_or("resource", |p| p.0.as_str()).to_owned();
         let Some(object) = value.as_object() else {
             return self.push(shown, "must be a resource (a JSON object)");
         };
@@ -43,27 +71,31 @@ impl Walk<'_> {
         let Some(&node) = self.model.resources.get(kind) else {
             return self.push(format!("{shown}.resourceType"), "is not an R4 resource type");
         };
-        let here = path.map_or_else(|| kind.to_owned(), str::to_owned);
-        self.object(node, object, &here, depth, true);
+        match path {
+            Some(path) => self.object(node, object, path, depth, true),
+            None => self.object(node, object, &mut Path(kind.to_owned()), depth, true),
+        }
     }
 
-    fn object(&mut self, node: usize, object: &Map<String, Value>, path: &str, depth: usize, resource: bool) {
+    fn object(&mut self, node: usize, object: &Map<String, Value>, path: &mut Path, depth: usize, resource: bool) {
         if depth > MAX_DEPTH {
-            return self.push(path, format!("is nested more than {MAX_DEPTH} levels deep"));
+            return self.push(path.0.clone(), format!("is nested more than {MAX_DEPTH} levels deep"));
         }
         let Some(n) = self.model.nodes.get(node) else { return };
         if object.is_empty() {
-            return self.push(path, "must not be empty (an element needs a value or children)");
+            return self.push(path.0.clone(), "must not be empty (an element needs a value or children)");
         }
         // Per element: items present (a primitive's `_name` counts, it may stand in for the value)
         // and, for a choice element, how many of its keys are used.
         let mut present = vec![0usize; n.elements.len()];
         let mut choices = vec![0usize; n.elements.len()];
+        // `_name` keys are rare: look them up only when the object has one.
+        let underscored = object.keys().any(|k| k.starts_with('_'));
         for (key, value) in object {
             if resource && key == "resourceType" {
                 continue;
             }
-            let key_path = format!("{path}.{key}");
+            let up = path.key(key);
             if let Some(base) = key.strip_prefix('_') {
                 match n.keys.get(base) {
                     Some((i, Kind::Primitive(_))) => {
@@ -71,105 +103,125 @@ impl Walk<'_> {
                             *count = (*count).max(1);
                         }
                         let repeating = n.elements.get(*i).is_some_and(|e| e.max != Some(1));
-                        self.primitive_extensions(value, object.get(base), repeating, &key_path, depth);
+                        self.primitive_extensions(value, object.get(base), repeating, path, depth);
                     }
-                    _ => self.push(key_path, "is not an element here"),
+                    _ => self.push(path.0.clone(), "is not an element here"),
                 }
+                path.cut(up);
                 continue;
             }
             let Some((i, kind)) = n.keys.get(key) else {
-                self.push(key_path, "is not an element here");
+                self.push(path.0.clone(), "is not an element here");
+                path.cut(up);
                 continue;
             };
-            let Some(element) = n.elements.get(*i) else { continue };
+            let Some(element) = n.elements.get(*i) else {
+                path.cut(up);
+                continue;
+            };
             if let Some(c) = choices.get_mut(*i) {
                 *c += 1;
             }
-            let extensions = object.get(&format!("_{key}"));
-            let items = self.items(element, value, extensions, &key_path);
-            if let Some(count) = present.get_mut(*i) {
-                *count += items.len();
+            let extensions = if underscored { object.get(&format!("_{key}")) } else { None };
+            let count = self.items(element, kind, value, extensions, path, depth);
+            if let Some(present) = present.get_mut(*i) {
+                *present += count;
             }
-            for (item_path, item) in items {
-                self.item(element, kind, item, &item_path, depth);
-            }
+            path.cut(up);
         }
         for (i, element) in n.elements.iter().enumerate() {
             let count = present.get(i).copied().unwrap_or_default();
             let name = &element.name;
             if count < element.min as usize {
-                self.push(format!("{path}.{name}"), format!("is required (minimum cardinality {})", element.min));
+                self.push_at(
+                    path,
+                    format_args!(".{name}"),
+                    format!("is required (minimum cardinality {})", element.min),
+                );
             }
             if element.max.is_some_and(|max| count > max as usize && max != 1) {
-                self.push(format!("{path}.{name}"), format!("has more than {} items", element.max.unwrap_or(0)));
+                self.push_at(
+                    path,
+                    format_args!(".{name}"),
+                    format!("has more than {} items", element.max.unwrap_or(0)),
+                );
             }
             if choices.get(i).is_some_and(|c| *c > 1) {
-                self.push(format!("{path}.{name}"), "takes one type only (several value[x] keys given)");
+                self.push_at(path, format_args!(".{name}"), "takes one type only (several value[x] keys given)");
             }
         }
     }
 
-    /// The items of `value` with their paths, after checking it is shaped as the element's
-    /// cardinality says (an array of items for a repeating element, one item otherwise).
-    fn items<'v>(
+    /// Checks that `value` is shaped as the element's cardinality says (an array of items for a
+    /// repeating element, one item otherwise), then each item; how many items it has.
+    fn items(
         &mut self,
         element: &Element,
-        value: &'v Value,
+        kind: &Kind,
+        value: &Value,
         extensions: Option<&Value>,
-        path: &str,
-    ) -> Vec<(String, &'v Value)> {
+        path: &mut Path,
+        depth: usize,
+    ) -> usize {
         let repeating = element.max != Some(1);
         match value {
             Value::Null => {
-                self.push(path, "must not be null (leave the element out)");
-                Vec::new()
+                self.push(path.0.clone(), "must not be null (leave the element out)");
+                0
             }
             Value::Array(_) if !repeating => {
-                self.push(path, "takes a single value, not an array");
-                Vec::new()
+                self.push(path.0.clone(), "takes a single value, not an array");
+                0
             }
             Value::Array(items) if items.is_empty() => {
-                self.push(path, "must not be an empty array (leave the element out)");
-                Vec::new()
+                self.push(path.0.clone(), "must not be an empty array (leave the element out)");
+                0
             }
             Value::Array(items) => {
-                let mut out = Vec::with_capacity(items.len());
+                let mut count = 0;
                 for (i, item) in items.iter().enumerate() {
-                    let item_path = format!("{path}[{i}]");
                     // A null stands for a value given only as extensions, in the `_name` array.
                     let extended = extensions.and_then(|e| e.get(i)).is_some_and(|e| !e.is_null());
                     match item {
                         Value::Null if extended => {}
-                        Value::Null => self.push(item_path, "must not be null"),
-                        item => out.push((item_path, item)),
+                        Value::Null => self.push_at(path, format_args!("[{i}]"), "must not be null"),
+                        item => {
+                            count += 1;
+                            let up = path.index(i);
+                            self.item(element, kind, item, path, depth);
+                            path.cut(up);
+                        }
                     }
                 }
-                out
+                count
             }
             _ if repeating => {
-                self.push(path, "must be an array (the element repeats)");
-                Vec::new()
+                self.push(path.0.clone(), "must be an array (the element repeats)");
+                0
             }
-            item => vec![(path.to_owned(), item)],
+            item => {
+                self.item(element, kind, item, path, depth);
+                1
+            }
         }
     }
 
-    fn item(&mut self, element: &Element, kind: &Kind, item: &Value, path: &str, depth: usize) {
+    fn item(&mut self, element: &Element, kind: &Kind, item: &Value, path: &mut Path, depth: usize) {
         match kind {
             Kind::Primitive(p) => {
                 if let Err(message) = primitive::check(p, item) {
-                    return self.push(path, message);
+                    return self.push(path.0.clone(), message);
                 }
                 let codes = element.codes.as_ref().filter(|_| &**p == "code");
                 if let Some(codes) = codes
                     && !item.as_str().is_some_and(|c| codes.contains(c))
                 {
-                    self.push(path, "is not a code of the element's required value set");
+                    self.push(path.0.clone(), "is not a code of the element's required value set");
                 }
             }
             Kind::Node(node) => match item.as_object() {
                 Some(object) => self.object(*node, object, path, depth + 1, false),
-                None => self.push(path, "must be a JSON object"),
+                None => self.push(path.0.clone(), "must be a JSON object"),
             },
             Kind::Resource => self.resource(item, Some(path), depth + 1),
         }
@@ -182,7 +234,7 @@ impl Walk<'_> {
         value: &Value,
         values: Option<&Value>,
         repeating: bool,
-        path: &str,
+        path: &mut Path,
         depth: usize,
     ) {
         let element_node = self.model.element;
@@ -190,20 +242,22 @@ impl Walk<'_> {
             (Value::Object(object), false) => self.object(element_node, object, path, depth + 1, false),
             (Value::Array(items), true) => {
                 if values.and_then(Value::as_array).is_some_and(|v| v.len() != items.len()) {
-                    self.push(path, "must have one item (or null) for each value");
+                    self.push(path.0.clone(), "must have one item (or null) for each value");
                 }
                 for (i, item) in items.iter().enumerate() {
                     match item {
                         Value::Null => {}
                         Value::Object(object) => {
-                            self.object(element_node, object, &format!("{path}[{i}]"), depth + 1, false)
+                            let up = path.index(i);
+                            self.object(element_node, object, path, depth + 1, false);
+                            path.cut(up);
                         }
-                        _ => self.push(format!("{path}[{i}]"), "must be a JSON object or null"),
+                        _ => self.push_at(path, format_args!("[{i}]"), "must be a JSON object or null"),
                     }
                 }
             }
-            (_, true) => self.push(path, "must be an array (the element repeats)"),
-            (_, false) => self.push(path, "must be a JSON object"),
+            (_, true) => self.push(path.0.clone(), "must be an array (the element repeats)"),
+            (_, false) => self.push(path.0.clone(), "must be a JSON object"),
         }
     }
 }
