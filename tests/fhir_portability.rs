@@ -331,6 +331,27 @@ async fn runs_batches(fhir: &MockServer) {
         .await;
 }
 
+/// `POST /` of a batch Bundle answered with `answer`.
+async fn mount_batch(fhir: &MockServer, answer: Value) {
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(wiremock::matchers::body_partial_json(json!({"type": "batch"})))
+        .respond_with(ok(answer))
+        .mount(fhir)
+        .await;
+}
+
+/// `POST /` of a transaction Bundle, echoed as written, expected `times` times.
+async fn mount_transactions(fhir: &MockServer, times: u64) {
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(wiremock::matchers::body_partial_json(json!({"type": "transaction"})))
+        .respond_with(TransactionEcho)
+        .expect(times)
+        .mount(fhir)
+        .await;
+}
+
 fn pregnancy_visit(id: &str, patient: &str) -> Value {
     json!({"doc": {"_id": id, "type": "data_record", "form": "pregnancy_home_visit", "reported_date": 1732000000000_i64,
         "fields": {"patient_uuid": patient, "vitals": {"weight": "61.25", "muac": 23.5}, "notes": "ok"}}})
@@ -341,23 +362,11 @@ async fn a_server_that_runs_batches_reads_a_reports_patient_and_observations_in_
     let fhir = MockServer::start().await;
     runs_batches(&fhir).await;
     let stale = json!({"resourceType": "Observation", "id": "obs-stale", "status": "final"});
-    Mock::given(method("POST"))
-        .and(path("/"))
-        .and(wiremock::matchers::body_partial_json(json!({"type": "batch"})))
-        .respond_with(ok(json!({"resourceType": "Bundle", "type": "batch-response", "entry": [
+    mount_batch(&fhir, json!({"resourceType": "Bundle", "type": "batch-response", "entry": [
             {"resource": {"resourceType": "Patient", "id": "p-one-trip"}, "response": {"status": "200 OK"}},
             {"resource": {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": stale, "search": {"mode": "match"}}]},
-             "response": {"status": "200 OK"}}]})))
-        .expect(1)
-        .mount(&fhir)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/"))
-        .and(wiremock::matchers::body_partial_json(json!({"type": "transaction"})))
-        .respond_with(TransactionEcho)
-        .expect(1)
-        .mount(&fhir)
-        .await;
+             "response": {"status": "200 OK"}}]})).await;
+    mount_transactions(&fhir, 1).await;
     let app = spawn_app(&[("FHIR_URL", &fhir.uri())]).await;
     let (status, envelope) = post(&app, "/cht/encounter", &pregnancy_visit("r-one-trip", "p-one-trip")).await;
     assert_eq!(status, 200, "{envelope}");
@@ -435,14 +444,13 @@ async fn a_batch_answer_that_does_not_answer_every_read_is_never_acted_on() {
 async fn a_patient_the_batch_does_not_find_is_looked_up_by_identifier_as_before() {
     let fhir = MockServer::start().await;
     runs_batches(&fhir).await;
-    Mock::given(method("POST"))
-        .and(path("/"))
-        .and(wiremock::matchers::body_partial_json(json!({"type": "batch"})))
-        .respond_with(ok(json!({"resourceType": "Bundle", "type": "batch-response", "entry": [
+    mount_batch(
+        &fhir,
+        json!({"resourceType": "Bundle", "type": "batch-response", "entry": [
             {"response": {"status": "404 Not Found"}},
-            {"resource": {"resourceType": "Bundle", "type": "searchset"}, "response": {"status": "200 OK"}}]})))
-        .mount(&fhir)
-        .await;
+            {"resource": {"resourceType": "Bundle", "type": "searchset"}, "response": {"status": "200 OK"}}]}),
+    )
+    .await;
     // Registered by the EMR under a server id, known by its short code.
     Mock::given(method("GET"))
         .and(path("/Patient"))
@@ -461,13 +469,7 @@ async fn a_patient_the_batch_does_not_find_is_looked_up_by_identifier_as_before(
         .respond_with(ResponseTemplate::new(404))
         .mount(&fhir)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/"))
-        .and(wiremock::matchers::body_partial_json(json!({"type": "transaction"})))
-        .respond_with(TransactionEcho)
-        .expect(1)
-        .mount(&fhir)
-        .await;
+    mount_transactions(&fhir, 1).await;
     let app = spawn_app(&[("FHIR_URL", &fhir.uri())]).await;
     let (status, envelope) = post(&app, "/cht/encounter", &pregnancy_visit("r-code", "10456")).await;
     assert_eq!(status, 200, "{envelope}");
